@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU machine's single command (H100/H200, nvcc 13, CMake, Ninja, PyTorch; no network; cuDNN and
+# cuBLAS only as PyTorch's pip wheels). Prepare on the CPU machine with scripts/prepare_device.sh and carry
+# .device/. This script:
+#   1. prints the card and driver, finds cuDNN/cuBLAS (pip wheels or the toolkit);
+#   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
+#   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
+#   4. runs compute-sanitizer memcheck over the CUDA tests;
+#   5. runs the demo on the GPU;
+# and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/device-logs}
+mkdir -p "$OUT"
+start=$(date +%s)
+declare -a summary
+step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, records PASS/FAIL with seconds
+  local name=$1
+  shift
+  local t0=$(date +%s)
+  echo "=== $name: $*"
+  "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$OUT/$name.log"
+  summary+=("$(printf '%-12s %-4s %4ss' "$name" "$([[ $rc -eq 0 ]] && echo PASS || echo FAIL)" $(($(date +%s) - t0)))")
+  return $rc
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv | tee "$OUT/gpu.txt"
+nvcc --version | tail -n 2 | tee -a "$OUT/gpu.txt"
+
+# cuDNN and cuBLAS: the toolkit's lib64, then every pip wheel folder that holds one of them.
+lib_dirs=()
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [[ -d $d ]] && lib_dirs+=("$d"); done
+site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+for s in $site; do
+  while read -r f; do lib_dirs+=("$(dirname "$f")"); done < <(find "$s/nvidia" -maxdepth 4 \
+    \( -name 'libcudnn.so.9' -o -name 'libcublas.so.1*' -o -name 'libcublasLt.so.1*' \) 2>/dev/null)
+done
+cudnn_dir=$(for d in "${lib_dirs[@]}"; do [[ -e $d/libcudnn.so.9 ]] && echo "$d" && break; done)
+joined=$(printf '%s:' "${lib_dirs[@]}")
+export LD_LIBRARY_PATH="$PWD/.device/lib:${joined%:}:${LD_LIBRARY_PATH:-}"
+echo "cuDNN from: ${cudnn_dir:-not found}" | tee -a "$OUT/gpu.txt"
+
+bin=$PWD/.device/bin
+if ! "$bin/effnet_tests" --gtest_list_tests >/dev/null 2>"$OUT/carried.log"; then
+  echo "carried build does not run here ($(head -n 1 "$OUT/carried.log")); building from source"
+  cudnn_root=$(dirname "${cudnn_dir:-/nonexistent/lib}")
+  # pip's cuDNN wheel ships libcudnn.so.9 but no libcudnn.so link for the linker.
+  [[ -e $cudnn_dir/libcudnn.so ]] || ln -sf libcudnn.so.9 "$cudnn_dir/libcudnn.so" 2>/dev/null || true
+  step build bash -c "cmake -S . -B build-gpu -G Ninja -DEFFNET_CUDA=ON -DCUDNN_ROOT=$cudnn_root \
+      -DEFFNET_GTEST_SOURCE=$PWD/.device/googletest && cmake --build build-gpu -j $(nproc)" || exit 1
+  bin=$PWD/build-gpu
+  cp build-gpu/tests/effnet_tests build-gpu/apps/effnet_demo "$bin/" 2>/dev/null || true
+fi
+
+export EFFNET_REQUIRE_CUDA=1
+status=0
+step tests timeout 240 "$bin/effnet_tests" --gtest_output="xml:$OUT/tests.xml" || status=1
+skipped=$(grep -c '^\[  SKIPPED \]' "$OUT/tests.log" || true)
+if [[ $skipped -ne 0 ]]; then
+  echo "FAIL: $skipped skipped test lines (every test must run on a GPU machine)"
+  status=1
+fi
+# The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error.
+step memcheck timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+  "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld' || status=1
+step demo "$bin/effnet_demo" --device cuda || status=1
+
+echo
+echo "=== device_check summary ($(head -n 2 "$OUT/gpu.txt" | tail -n 1))"
+printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
+echo "total $(($(date +%s) - start))s, status $status" | tee -a "$OUT/summary.txt"
+exit $status

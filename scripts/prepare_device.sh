@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run on the CPU machine before a GPU session: builds effnet with CUDA for sm_90 into .device/ (ignored by
+# git, carried to the GPU machine), with what that machine lacks: the GPU machines have nvcc, CMake, Ninja
+# and PyTorch's CUDA wheels but none of Debian's packages (no GoogleTest, no OpenBLAS).
+#   .device/bin        effnet_tests and the apps, built here
+#   .device/lib        the shared libraries they need that the GPU machine may lack (OpenBLAS, libgomp, ...)
+#   .device/googletest GoogleTest's sources, so device_check.sh can rebuild there if the carried build
+#                      does not run (another glibc, say)
+# Then, in the device tool: run scripts/device_check.sh with carry [".device"].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/cuda/bin:$PATH"
+build=.device/build
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEFFNET_CUDA=ON -DEFFNET_WERROR=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90
+cmake --build "$build" -j "$(nproc)"
+
+rm -rf .device/bin .device/lib .device/googletest
+mkdir -p .device/bin .device/lib
+cp "$build"/tests/effnet_tests "$build"/apps/effnet_demo .device/bin/
+strip --strip-debug .device/bin/*
+# Shared libraries the GPU machine may lack (OpenBLAS and its Fortran runtime, libgomp). Not glibc, not
+# the C++ runtime (the machine's own is newer and its cuDNN may need it), not CUDA's (they are there).
+ldd .device/bin/effnet_tests | awk '/=> \// {print $3}' |
+  grep -Ev '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|libcu|libnv' |
+  while read -r lib; do cp -L "$lib" .device/lib/; done
+cp -r /usr/src/googletest .device/googletest
+du -sh .device/bin .device/lib .device/googletest

@@ -1,0 +1,85 @@
+// The dispatch table. Each device type fills one Backend: a row of function pointers, one per kernel.
+// tensor/ops.cpp calls backend(device).<kernel>(...) and never branches on the device itself; the CPU row
+// lives in tensor/cpu/backend.cpp, the CUDA row in tensor/cuda/backend.cu. A CPU-only build has no CUDA
+// row, and asking for it throws an error that names the op.
+//
+// Kernel contracts (checked by ops.cpp before the call, so kernels only assert):
+//   - operands share the device; dtypes as stated per kernel;
+//   - `out` is allocated by the caller with the final shape; it may be a strided view (in-place ops)
+//     unless stated otherwise;
+//   - elementwise inputs are already broadcast to out's shape (expanded views with stride 0).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "tensor/tensor.h"
+
+namespace effnet {
+
+enum class UnaryOp {
+  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Sigmoid, Silu, Tanh, Relu,
+  AddScalar,  // x + alpha
+  MulScalar,  // x * alpha
+  PowScalar,  // x ^ alpha
+};
+
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Pow,
+  Eq, Ne, Lt, Le, Gt, Ge,  // 1 or 0
+  // Fused backward products: (a, b) = (saved tensor, incoming gradient)
+  SiluGrad,     // b * s * (1 + a * (1 - s)), s = sigmoid(a); a = x
+  SigmoidGrad,  // b * a * (1 - a); a = sigmoid(x)
+  TanhGrad,     // b * (1 - a^2); a = tanh(x)
+  ReluGrad,     // a > 0 ? b : 0; a = x
+};
+
+enum class ReduceOp { Sum, Max };
+enum class RandomKind { Uniform, Normal };
+
+struct Backend {
+  const char* name;
+
+  // Device memory for a new Storage (caching allocator on CUDA).
+  std::shared_ptr<Storage> (*allocate)(size_t nbytes, Device device);
+  // Page-locked host memory (CUDA only; null elsewhere).
+  std::shared_ptr<Storage> (*allocate_pinned_host)(size_t nbytes);
+
+  // dst[...] = value. Any dtype, any strides.
+  void (*fill)(const Tensor& dst, double value);
+  // dst[...] = cast(src[...]). Same shape, any strides, any two dtypes (int64 <-> float included).
+  void (*copy)(const Tensor& dst, const Tensor& src);
+  // Between this backend's device and the CPU: both contiguous, same dtype and size. (CUDA only.)
+  void (*copy_with_host)(const Tensor& dst, const Tensor& src);
+  // Contiguous floating dst; numbers of Philox counters [offset, offset + numel).
+  void (*random)(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset);
+
+  void (*unary)(UnaryOp op, const Tensor& x, double alpha, const Tensor& out);
+  void (*binary)(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+  // out has x's rank with size 1 on the reduced dims (keepdim form); contiguous.
+  void (*reduce)(ReduceOp op, const Tensor& x, const Tensor& out);
+  // out: int64, x's shape with size 1 at dim; contiguous.
+  void (*argmax)(const Tensor& x, int64_t dim, const Tensor& out);
+  // Contiguous x and out of the same shape; `log` selects log-softmax.
+  void (*softmax)(const Tensor& x, int64_t dim, bool log, const Tensor& out);
+  // grad_x = y * (grad_y - sum(grad_y * y))         (softmax, y = its output)
+  // grad_x = grad_y - exp(y) * sum(grad_y)          (log-softmax, y = its output); all contiguous
+  void (*softmax_backward)(const Tensor& y, const Tensor& grad_y, int64_t dim, bool log, const Tensor& grad_x);
+  // out[i] = a[i] @ b[i] for 3-D a [B, M, K], b [B, K, N], out [B, M, N] (contiguous). The batch stride of
+  // a or b may be 0 (one matrix shared by the batch). In each operand the last two dims are row-major
+  // (stride[2] == 1, stride[1] >= cols) or column-major (stride[1] == 1, stride[2] >= rows).
+  void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out);
+
+  // Waits for the device's queued work.
+  void (*synchronize)(Device device);
+};
+
+// The row for a device type. Throws when effnet was built without it; `op` names the caller.
+const Backend& backend(Device device, const char* op = "");
+
+const Backend& cpu_backend();
+#if defined(EFFNET_WITH_CUDA)
+const Backend& cuda_backend();
+#endif
+
+}  // namespace effnet

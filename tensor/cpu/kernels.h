@@ -1,0 +1,21 @@
+// The CPU kernels behind the dispatch table (tensor/backend.h). Loops run in parallel with OpenMP once a
+// tensor is large enough to repay the threads; GEMM goes to OpenBLAS when it was found at configure time.
+#pragma once
+
+#include "tensor/backend.h"
+
+namespace effnet::cpu {
+
+std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
+void fill(const Tensor& dst, double value);
+void copy(const Tensor& dst, const Tensor& src);
+void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset);
+void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out);
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+void reduce(ReduceOp op, const Tensor& x, const Tensor& out);
+void argmax(const Tensor& x, int64_t dim, const Tensor& out);
+void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out);
+void softmax_backward(const Tensor& y, const Tensor& grad_y, int64_t dim, bool log, const Tensor& grad_x);
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+
+}  // namespace effnet::cpu

@@ -1,0 +1,30 @@
+// The CUDA row of the dispatch table (tensor/backend.h): every field points at a kernel entry point of
+// tensor/cuda/ (declared in kernels.h and allocator.h). No math here.
+#include "tensor/backend.h"
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/kernels.h"
+
+namespace effnet {
+
+const Backend& cuda_backend() {
+  static const Backend backend{
+      .name = "cuda",
+      .allocate = cuda::allocate,
+      .allocate_pinned_host = cuda::allocate_pinned_host,
+      .fill = cuda::fill,
+      .copy = cuda::copy,
+      .copy_with_host = cuda::copy_with_host,
+      .random = cuda::random,
+      .unary = cuda::unary,
+      .binary = cuda::binary,
+      .reduce = cuda::reduce,
+      .argmax = cuda::argmax,
+      .softmax = cuda::softmax,
+      .softmax_backward = cuda::softmax_backward,
+      .matmul = cuda::matmul,
+      .synchronize = cuda::synchronize,
+  };
+  return backend;
+}
+
+}  // namespace effnet

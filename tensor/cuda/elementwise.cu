@@ -1,0 +1,237 @@
+// Elementwise kernels: fill, copy (with a cast), Philox random fills, unary and binary ops. The scalar math
+// is tensor/elementwise_math.h, shared with the CPU; each (op, type) pair is its own kernel.
+//
+//   n        elements of the output; thread i of the grid-stride loop handles elements i, i + grid, ...
+//   operand  0 is the output, then the inputs; all have the output's shape (broadcast inputs: stride 0)
+//   layout   the operands' shape after merging dims that are contiguous in all of them (coalesce_dims),
+//            with one stride list per operand; when that leaves one dim of stride 1 everywhere, the
+//            offsets are the linear index itself (no division)
+//
+// Random: element i uses the Philox words of counter offset + i, turned into a sample by philox.h exactly
+// as the CPU loop does, through the same functions (uniform samples are bit-identical; a normal's log and
+// cos may differ from the host libm's by an ulp):
+//   uniform  a + (b - a) * u in [a, b),                       u in [0, 1)
+//   normal   a + b * z,  z = sqrt(-2 ln(1 - u1)) cos(2 pi u2)   (Box-Muller; a = mean, b = std)
+#include <array>
+#include <type_traits>
+#include <vector>
+
+#include "tensor/cuda/check.h"
+#include "tensor/cuda/context.h"
+#include "tensor/cuda/kernels.h"
+#include "tensor/cuda/launch.cuh"
+#include "tensor/elementwise_math.h"
+#include "tensor/indexing.h"
+#include "tensor/philox.h"
+
+namespace effnet::cuda {
+namespace {
+
+enum class Indexing {
+  Contiguous,  // offset = linear index
+  Strided32,   // fewer than 2^31 elements: 32-bit divisions, several times cheaper than 64-bit ones
+  Strided64,
+};
+
+template <int N>
+struct Layout {
+  StridedIndex index[N];  // the same sizes in every operand, each with its own strides
+
+  template <Indexing kIndexing>
+  __device__ __forceinline__ void offsets(int64_t linear, int64_t (&off)[N]) const {
+    if constexpr (kIndexing == Indexing::Contiguous) {
+      for (int j = 0; j < N; ++j) off[j] = linear;
+    } else {
+      for (int j = 0; j < N; ++j) off[j] = 0;
+      using Index = std::conditional_t<kIndexing == Indexing::Strided32, uint32_t, int64_t>;
+      Index rest = static_cast<Index>(linear);
+      for (int k = index[0].ndim - 1; k > 0; --k) {
+        const Index size = static_cast<Index>(index[0].sizes[k]);
+        const Index i = rest % size;
+        rest /= size;
+        for (int j = 0; j < N; ++j) off[j] += static_cast<int64_t>(i) * index[j].strides[k];
+      }
+      // What is left is the outermost index: no division needed.
+      for (int j = 0; j < N; ++j) off[j] += static_cast<int64_t>(rest) * index[j].strides[0];
+    }
+  }
+};
+
+template <Indexing kIndexing, int N, class F>
+__global__ void __launch_bounds__(kThreads) elementwise_kernel(int64_t n, Layout<N> layout, F f) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) {
+    int64_t off[N];
+    layout.template offsets<kIndexing>(i, off);
+    f(off);
+  }
+}
+
+template <int N>
+struct Plan {
+  Layout<N> layout;
+  Indexing indexing = Indexing::Contiguous;
+};
+
+// operands[0] is the output.
+template <int N>
+Plan<N> make_plan(const std::array<const Tensor*, N>& operands) {
+  const Tensor& out = *operands[0];
+  std::array<Shape, N> strides;
+  std::vector<std::vector<int64_t>*> stride_lists;
+  for (int j = 0; j < N; ++j) {
+    EFFNET_CHECK(operands[j]->shape() == out.shape() && operands[j]->device() == out.device(),
+                 "cuda elementwise: operand ", operands[j]->str(), " does not match the output ", out.str());
+    strides[j] = operands[j]->strides();
+    stride_lists.push_back(&strides[j]);
+  }
+  const Shape shape = coalesce_dims(out.shape(), stride_lists);
+  Plan<N> plan;
+  bool contiguous = shape.size() <= 1;
+  for (int j = 0; j < N; ++j) {
+    plan.layout.index[j] = make_strided_index(shape, strides[j]);
+    if (shape.size() == 1 && strides[j][0] != 1) contiguous = false;
+  }
+  if (contiguous || out.numel() == 1) plan.indexing = Indexing::Contiguous;
+  else if (out.numel() < (int64_t{1} << 31)) plan.indexing = Indexing::Strided32;
+  else plan.indexing = Indexing::Strided64;
+  return plan;
+}
+
+template <int N, class F>
+void launch(const std::array<const Tensor*, N>& operands, const F& f) {
+  const Tensor& out = *operands[0];
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  const Plan<N> plan = make_plan<N>(operands);
+  const int device = out.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  const unsigned grid = grid_for(n, ctx);
+  switch (plan.indexing) {
+    case Indexing::Contiguous:
+      elementwise_kernel<Indexing::Contiguous><<<grid, kThreads, 0, ctx.stream>>>(n, plan.layout, f);
+      break;
+    case Indexing::Strided32:
+      elementwise_kernel<Indexing::Strided32><<<grid, kThreads, 0, ctx.stream>>>(n, plan.layout, f);
+      break;
+    case Indexing::Strided64:
+      elementwise_kernel<Indexing::Strided64><<<grid, kThreads, 0, ctx.stream>>>(n, plan.layout, f);
+      break;
+  }
+  EFFNET_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+struct FillFn {
+  T* out;
+  T value;
+  __device__ void operator()(const int64_t* off) const { out[off[0]] = value; }
+};
+
+template <class D, class S>
+struct CopyFn {
+  D* dst;
+  const S* src;
+  __device__ void operator()(const int64_t* off) const { dst[off[0]] = static_cast<D>(src[off[1]]); }
+};
+
+template <UnaryOp kOp, class T>
+struct UnaryFn {
+  T* out;
+  const T* x;
+  T alpha;
+  __device__ void operator()(const int64_t* off) const {
+    out[off[0]] = math::unary<kOp, T>(x[off[1]], alpha);
+  }
+};
+
+template <BinaryOp kOp, class T>
+struct BinaryFn {
+  T* out;
+  const T* a;
+  const T* b;
+  __device__ void operator()(const int64_t* off) const {
+    out[off[0]] = math::binary<kOp, T>(a[off[1]], b[off[2]]);
+  }
+};
+
+template <class T, RandomKind kKind>
+__global__ void __launch_bounds__(kThreads)
+    random_kernel(T* out, int64_t n, double a, double b, uint64_t seed, uint64_t offset) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const philox::Words w = philox::generate(seed, offset + static_cast<uint64_t>(i));
+    if constexpr (kKind == RandomKind::Uniform) out[i] = philox::uniform_between<T>(w, a, b);
+    else out[i] = philox::normal_with<T>(w, a, b);
+  }
+}
+
+}  // namespace
+
+void fill(const Tensor& dst, double value) {
+  with_copyable_type(dst.dtype(), "cuda fill", [&](auto zero) {
+    using T = decltype(zero);
+    launch<1>({&dst}, FillFn<T>{static_cast<T*>(dst.data_ptr()), static_cast<T>(value)});
+  });
+}
+
+void copy(const Tensor& dst, const Tensor& src) {
+  with_copyable_type(dst.dtype(), "cuda copy", [&](auto dst_zero) {
+    with_copyable_type(src.dtype(), "cuda copy", [&](auto src_zero) {
+      using D = decltype(dst_zero);
+      using S = decltype(src_zero);
+      const CopyFn<D, S> f{static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr())};
+      launch<2>({&dst, &src}, f);
+    });
+  });
+}
+
+void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  EFFNET_CHECK(dst.is_contiguous(), "cuda random: dst must be contiguous, got ", dst.str());
+  const int device = dst.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  const unsigned grid = grid_for(n, ctx);
+  with_floating_type(dst.dtype(), "cuda random", [&](auto zero) {
+    using T = decltype(zero);
+    auto* out = static_cast<T*>(dst.data_ptr());
+    if (kind == RandomKind::Uniform) {
+      random_kernel<T, RandomKind::Uniform><<<grid, kThreads, 0, ctx.stream>>>(out, n, a, b, seed, offset);
+    } else {
+      random_kernel<T, RandomKind::Normal><<<grid, kThreads, 0, ctx.stream>>>(out, n, a, b, seed, offset);
+    }
+    EFFNET_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out) {
+  EFFNET_CHECK(x.dtype() == out.dtype(), "cuda unary: dtypes differ: ", x.str(), " -> ", out.str());
+  with_floating_type(out.dtype(), "cuda unary", [&](auto zero) {
+    using T = decltype(zero);
+    math::with_unary_op(op, [&](auto op_constant) {
+      constexpr UnaryOp kOp = decltype(op_constant)::value;
+      const UnaryFn<kOp, T> f{static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                              static_cast<T>(alpha)};
+      launch<2>({&out, &x}, f);
+    });
+  });
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  EFFNET_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(), "cuda binary: dtypes differ: ", a.str(),
+               ", ", b.str(), " -> ", out.str());
+  with_floating_type(out.dtype(), "cuda binary", [&](auto zero) {
+    using T = decltype(zero);
+    math::with_binary_op(op, [&](auto op_constant) {
+      constexpr BinaryOp kOp = decltype(op_constant)::value;
+      const BinaryFn<kOp, T> f{static_cast<T*>(out.data_ptr()), static_cast<const T*>(a.data_ptr()),
+                               static_cast<const T*>(b.data_ptr())};
+      launch<3>({&out, &a, &b}, f);
+    });
+  });
+}
+
+}  // namespace effnet::cuda

@@ -1,0 +1,41 @@
+#include "tensor/indexing.h"
+
+#include "tensor/shape.h"
+
+namespace effnet {
+
+std::vector<int64_t> coalesce_dims(const std::vector<int64_t>& shape, std::vector<std::vector<int64_t>*> strides) {
+  std::vector<int64_t> merged;
+  std::vector<std::vector<int64_t>> merged_strides(strides.size());
+  for (size_t k = 0; k < shape.size(); ++k) {
+    if (shape[k] == 1) continue;  // a size-1 dim never moves the offset
+    bool can_merge = !merged.empty();
+    for (size_t t = 0; t < strides.size() && can_merge; ++t) {
+      // The previous (outer) dim continues this one when outer stride = inner stride * inner size.
+      can_merge = merged_strides[t].back() == (*strides[t])[k] * shape[k];
+    }
+    if (can_merge) {
+      merged.back() *= shape[k];
+      for (size_t t = 0; t < strides.size(); ++t) merged_strides[t].back() = (*strides[t])[k];
+    } else {
+      merged.push_back(shape[k]);
+      for (size_t t = 0; t < strides.size(); ++t) merged_strides[t].push_back((*strides[t])[k]);
+    }
+  }
+  for (size_t t = 0; t < strides.size(); ++t) *strides[t] = std::move(merged_strides[t]);
+  return merged;
+}
+
+StridedIndex make_strided_index(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  EFFNET_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), "tensors of more than ", kMaxDims,
+               " dims (after merging contiguous dims) are not supported; got shape ", shape_str(shape));
+  StridedIndex index;
+  index.ndim = static_cast<int>(shape.size());
+  for (size_t k = 0; k < shape.size(); ++k) {
+    index.sizes[k] = shape[k];
+    index.strides[k] = strides[k];
+  }
+  return index;
+}
+
+}  // namespace effnet
