@@ -35,6 +35,15 @@ enum class BinaryOp {
 };
 
 enum class ReduceOp { Sum, Max };
+
+// A 2-D convolution's geometry. Padding is symmetric here; TensorFlow-style 'same' padding, which is
+// asymmetric for stride 2, pads the input explicitly first (layers/conv2d.cpp).
+struct Conv2dGeometry {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
 enum class RandomKind { Uniform, Normal };
 
 struct Backend {
@@ -69,6 +78,32 @@ struct Backend {
   // a or b may be 0 (one matrix shared by the batch). In each operand the last two dims are row-major
   // (stride[2] == 1, stride[1] >= cols) or column-major (stride[1] == 1, stride[2] >= rows).
   void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out);
+
+  // ---- convolution, NCHW, all tensors contiguous, one floating dtype:
+  //   x [N, C, H, W], w [K, C / groups, R, S], y [N, K, P, Q],
+  //   P = (H + 2 pad_h - dilation_h (R - 1) - 1) / stride_h + 1, Q likewise.
+  //   y[n, k, p, q] = sum_{c in group(k), r, s} w[k, c, r, s] x[n, c, p stride_h - pad_h + r dilation_h, ...]
+  // Each kernel overwrites its output (no accumulation).
+  void (*conv2d)(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y);
+  void (*conv2d_backward_input)(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g,
+                                const Tensor& grad_x);
+  void (*conv2d_backward_weight)(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
+                                 const Tensor& grad_w);
+
+  // ---- batch normalization over (N, H, W) per channel, NCHW, all contiguous, one floating dtype; M = N H W.
+  // Training: mean_c and var_c (biased) of the batch; y = gamma_c (x - mean_c) invstd_c + beta_c with
+  // invstd_c = 1 / sqrt(var_c + eps); running_mean and running_var (unbiased: var_c M / (M - 1)) move by
+  // running = (1 - momentum) running + momentum batch, in place; save_mean and save_invstd get mean_c
+  // and invstd_c for the backward.
+  void (*batch_norm_train)(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                           const Tensor& running_var, double momentum, double eps, const Tensor& y,
+                           const Tensor& save_mean, const Tensor& save_invstd);
+  // With xhat = (x - mean) invstd:  grad_beta = sum grad_y,  grad_gamma = sum grad_y xhat,
+  // grad_x = gamma invstd / M (M grad_y - grad_beta - xhat grad_gamma)   (sums over N, H, W per channel).
+  // eps is the forward's (cuDNN wants the same value in both passes).
+  void (*batch_norm_backward)(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                              const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
+                              const Tensor& grad_beta);
 
   // Waits for the device's queued work.
   void (*synchronize)(Device device);

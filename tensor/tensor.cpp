@@ -386,10 +386,30 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   return *this;
 }
 
+Tensor& Tensor::add_(double value) {
+  check_inplace_allowed("add_", *this);
+  backend(device(), "add_").unary(UnaryOp::AddScalar, *this, value, *this);
+  return *this;
+}
+
 Tensor& Tensor::mul_(double factor) {
   check_inplace_allowed("mul_", *this);
   backend(device(), "mul_").unary(UnaryOp::MulScalar, *this, factor, *this);
   return *this;
+}
+
+void Tensor::set_data(const Tensor& source) const {
+  check_defined("set_data", source, "source");
+  EFFNET_CHECK(is_leaf(), "set_data: ", str(), " is not a leaf");
+  TensorImpl& t = *impl_;
+  EFFNET_CHECK(!t.requires_grad || is_floating(source.dtype()), "set_data: ", str(),
+               " requires grad, so its new data must be floating point, got ", source.str());
+  t.storage = source.storage();
+  t.shape = source.shape();
+  t.strides = source.strides();
+  t.offset = source.offset();
+  t.dtype = source.dtype();
+  t.grad = Tensor();
 }
 
 // ---------------------------------------------------------------- autograd

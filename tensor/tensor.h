@@ -99,7 +99,12 @@ class Tensor {
   Tensor& uniform_(double low = 0.0, double high = 1.0, Generator* gen = nullptr);
   Tensor& normal_(double mean = 0.0, double std = 1.0, Generator* gen = nullptr);
   Tensor& add_(const Tensor& other, double alpha = 1.0);  // this += alpha * other
+  Tensor& add_(double value);  // this += value; works on int64 counters too
   Tensor& mul_(double factor);
+  // Makes this tensor (every handle to it) view `source`'s data: storage, shape, strides, dtype. Its
+  // autograd identity stays (a parameter stays the same leaf); its .grad is dropped. Modules use it to move
+  // parameters between devices and dtypes in place.
+  void set_data(const Tensor& source) const;
 
   // ---- autograd
   bool requires_grad() const;

@@ -38,6 +38,11 @@ const Backend& cpu_backend() {
       .softmax = cpu::softmax,
       .softmax_backward = cpu::softmax_backward,
       .matmul = cpu::matmul,
+      .conv2d = cpu::conv2d,
+      .conv2d_backward_input = cpu::conv2d_backward_input,
+      .conv2d_backward_weight = cpu::conv2d_backward_weight,
+      .batch_norm_train = cpu::batch_norm_train,
+      .batch_norm_backward = cpu::batch_norm_backward,
       .synchronize = cpu::synchronize,
   };
   return table;

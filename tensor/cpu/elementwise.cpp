@@ -49,21 +49,33 @@ void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t see
   });
 }
 
+namespace {
+
+template <UnaryOp kOp, class T>
+void unary_typed(const Tensor& x, T alpha, const Tensor& out) {
+  for_each_run<2>({&out, &x}, [alpha](auto p, auto s, int64_t n) {
+    T* o = reinterpret_cast<T*>(p[0]);
+    const T* v = reinterpret_cast<const T*>(p[1]);
+    if (s[0] == 1 && s[1] == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = math::unary<kOp>(v[i], alpha);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = math::unary<kOp>(v[i * s[1]], alpha);
+    }
+  });
+}
+
+}  // namespace
+
 void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out) {
+  if (x.dtype() == DType::Int64) {  // counters: only x + alpha
+    EFFNET_CHECK(op == UnaryOp::AddScalar, "unary: int64 tensors support only adding a scalar");
+    unary_typed<UnaryOp::AddScalar>(x, static_cast<int64_t>(alpha), out);
+    return;
+  }
   with_floating_type(x.dtype(), "unary", [&](auto tag) {
     using T = decltype(tag);
     math::with_unary_op(op, [&](auto op_tag) {
-      constexpr UnaryOp kOp = decltype(op_tag)::value;
-      const T a = static_cast<T>(alpha);
-      for_each_run<2>({&out, &x}, [a](auto p, auto s, int64_t n) {
-        T* o = reinterpret_cast<T*>(p[0]);
-        const T* v = reinterpret_cast<const T*>(p[1]);
-        if (s[0] == 1 && s[1] == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = math::unary<kOp>(v[i], a);
-        } else {
-          for (int64_t i = 0; i < n; ++i) o[i * s[0]] = math::unary<kOp>(v[i * s[1]], a);
-        }
-      });
+      unary_typed<decltype(op_tag)::value>(x, static_cast<T>(alpha), out);
     });
   });
 }

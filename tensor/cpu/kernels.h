@@ -17,5 +17,14 @@ void argmax(const Tensor& x, int64_t dim, const Tensor& out);
 void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out);
 void softmax_backward(const Tensor& y, const Tensor& grad_y, int64_t dim, bool log, const Tensor& grad_x);
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y);
+void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g, const Tensor& grad_x);
+void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g, const Tensor& grad_w);
+void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                      const Tensor& running_var, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
+                      const Tensor& save_invstd);
+void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
+                         const Tensor& grad_beta);
 
 }  // namespace effnet::cpu

@@ -22,6 +22,11 @@ const Backend& cuda_backend() {
       .softmax = cuda::softmax,
       .softmax_backward = cuda::softmax_backward,
       .matmul = cuda::matmul,
+      .conv2d = cuda::conv2d,
+      .conv2d_backward_input = cuda::conv2d_backward_input,
+      .conv2d_backward_weight = cuda::conv2d_backward_weight,
+      .batch_norm_train = cuda::batch_norm_train,
+      .batch_norm_backward = cuda::batch_norm_backward,
       .synchronize = cuda::synchronize,
   };
   return backend;

@@ -209,6 +209,13 @@ void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t see
 
 void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out) {
   EFFNET_CHECK(x.dtype() == out.dtype(), "cuda unary: dtypes differ: ", x.str(), " -> ", out.str());
+  if (x.dtype() == DType::Int64) {  // counters: only x + alpha
+    EFFNET_CHECK(op == UnaryOp::AddScalar, "cuda unary: int64 tensors support only adding a scalar");
+    const UnaryFn<UnaryOp::AddScalar, int64_t> f{static_cast<int64_t*>(out.data_ptr()),
+                                                 static_cast<const int64_t*>(x.data_ptr()), static_cast<int64_t>(alpha)};
+    launch<2>({&out, &x}, f);
+    return;
+  }
   with_floating_type(out.dtype(), "cuda unary", [&](auto zero) {
     using T = decltype(zero);
     math::with_unary_op(op, [&](auto op_constant) {

@@ -1,0 +1,30 @@
+// BatchNorm2d: per-channel normalization (tensor/nn.h's batch_norm) with weight (gamma, starts at 1),
+// bias (beta, starts at 0) and the buffers running_mean (0), running_var (1) and num_batches_tracked
+// (an int64 count of training batches), named as in PyTorch. Training mode normalizes with the batch's
+// statistics and updates the running ones with `momentum`; eval mode uses the running ones.
+// eps: 1e-5 for timm's efficientnet_bN, 1e-3 for tf_efficientnet_bN.
+#pragma once
+
+#include "layers/module.h"
+
+namespace effnet {
+
+struct BatchNorm2dOptions {
+  int64_t channels = 0;
+  double eps = 1e-5;
+  double momentum = 0.1;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(const BatchNorm2dOptions& options);
+  Tensor forward(const Tensor& x) override;
+
+  const BatchNorm2dOptions& options() const { return options_; }
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  BatchNorm2dOptions options_;
+};
+
+}  // namespace effnet

@@ -1,0 +1,39 @@
+#include "layers/dropout.h"
+
+#include "tensor/ops.h"
+
+namespace effnet {
+
+namespace {
+
+void check_probability(const char* layer, double p) {
+  EFFNET_CHECK(p >= 0 && p < 1, layer, ": drop probability must be in [0, 1), got ", p);
+}
+
+// x * mask / keep, where mask ~ Bernoulli(keep) has `mask_shape` (broadcast over x).
+Tensor drop(const Tensor& x, double p, const Shape& mask_shape) {
+  const double keep = 1.0 - p;
+  const TensorOptions options(x.dtype(), x.device());
+  const Tensor mask = lt(rand(mask_shape, options), full({}, keep, options));
+  return mul(x, mul(mask, 1.0 / keep));
+}
+
+}  // namespace
+
+Dropout::Dropout(double p) : p_(p) { check_probability("Dropout", p); }
+
+Tensor Dropout::forward(const Tensor& x) {
+  if (!is_training() || p_ == 0) return x;
+  return drop(x, p_, x.shape());
+}
+
+DropPath::DropPath(double p) : p_(p) { check_probability("DropPath", p); }
+
+Tensor DropPath::forward(const Tensor& x) {
+  if (!is_training() || p_ == 0) return x;
+  Shape mask_shape(static_cast<size_t>(x.dim()), 1);
+  mask_shape[0] = x.size(0);
+  return drop(x, p_, mask_shape);
+}
+
+}  // namespace effnet

@@ -1,0 +1,23 @@
+// SqueezeExcite (Hu et al.; EfficientNet's variant): a per-channel gate computed from the whole image.
+//   s = mean_{H,W} x                      [N, C, 1, 1]
+//   s = silu(conv_reduce(s))              1x1 conv with bias, C -> R
+//   s = sigmoid(conv_expand(s))           1x1 conv with bias, R -> C
+//   y = x * s                             broadcast over H, W
+// In EfficientNet R = round(block input channels x 0.25), which the block passes in.
+#pragma once
+
+#include <memory>
+
+#include "layers/conv2d.h"
+
+namespace effnet {
+
+class SqueezeExcite : public Module {
+ public:
+  SqueezeExcite(int64_t channels, int64_t reduced_channels);
+  Tensor forward(const Tensor& x) override;
+
+  std::shared_ptr<Conv2d> conv_reduce, conv_expand;
+};
+
+}  // namespace effnet

@@ -1,0 +1,97 @@
+// CPU batch normalization (training mode) over (N, H, W) per channel; see tensor/backend.h for the math.
+//
+//   N batch, C channels, HW = H W pixels per plane, M = N HW values per channel
+//
+// Each channel is independent, so channels are spread over the threads. Sums accumulate in double, and
+// the variance is a second pass over (x - mean)^2 rather than E[x^2] - mean^2, which cancels badly.
+#include <cmath>
+
+#include "tensor/cpu/kernels.h"
+#include "tensor/cpu/loops.h"
+#include "tensor/elementwise_math.h"
+
+namespace effnet::cpu {
+
+void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                      const Tensor& running_var, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
+                      const Tensor& save_invstd) {
+  with_floating_type(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), m = n * hw;
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    const T* g = gamma.data<T>();
+    const T* b = beta.data<T>();
+    T* rm = running_mean.data<T>();
+    T* rv = running_var.data<T>();
+    T* sm = save_mean.data<T>();
+    T* si = save_invstd.data<T>();
+#pragma omp parallel for schedule(dynamic) if (x.numel() > 2 * kChunk)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double total = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const T* plane = in + (i * c + ch) * hw;
+        for (int64_t k = 0; k < hw; ++k) total += plane[k];
+      }
+      const double mu = total / static_cast<double>(m);
+      double squares = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const T* plane = in + (i * c + ch) * hw;
+        for (int64_t k = 0; k < hw; ++k) squares += (plane[k] - mu) * (plane[k] - mu);
+      }
+      const double var = squares / static_cast<double>(m);
+      const double invstd = 1.0 / std::sqrt(var + eps);
+      const T scale = static_cast<T>(g[ch] * invstd), shift = static_cast<T>(b[ch] - mu * g[ch] * invstd);
+      for (int64_t i = 0; i < n; ++i) {
+        const T* plane = in + (i * c + ch) * hw;
+        T* dst = out + (i * c + ch) * hw;
+        for (int64_t k = 0; k < hw; ++k) dst[k] = plane[k] * scale + shift;
+      }
+      rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mu);
+      rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * var * m / (m - 1));
+      sm[ch] = static_cast<T>(mu);
+      si[ch] = static_cast<T>(invstd);
+    }
+  });
+}
+
+void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, double /*eps*/, const Tensor& grad_x, const Tensor& grad_gamma,
+                         const Tensor& grad_beta) {
+  with_floating_type(x.dtype(), "batch_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), m = n * hw;
+    const T* in = x.data<T>();
+    const T* gy = grad_y.data<T>();
+    T* gx = grad_x.data<T>();
+    const T* g = gamma.data<T>();
+    const T* sm = save_mean.data<T>();
+    const T* si = save_invstd.data<T>();
+    T* gg = grad_gamma.data<T>();
+    T* gb = grad_beta.data<T>();
+#pragma omp parallel for schedule(dynamic) if (x.numel() > 2 * kChunk)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const double mu = sm[ch], invstd = si[ch];
+      double sum_dy = 0, sum_dy_xhat = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t base = (i * c + ch) * hw;
+        for (int64_t k = 0; k < hw; ++k) {
+          sum_dy += gy[base + k];
+          sum_dy_xhat += gy[base + k] * (in[base + k] - mu) * invstd;
+        }
+      }
+      gb[ch] = static_cast<T>(sum_dy);
+      gg[ch] = static_cast<T>(sum_dy_xhat);
+      const double k_scale = g[ch] * invstd / static_cast<double>(m);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t base = (i * c + ch) * hw;
+        for (int64_t k = 0; k < hw; ++k) {
+          const double xhat = (in[base + k] - mu) * invstd;
+          gx[base + k] = static_cast<T>(k_scale * (m * gy[base + k] - sum_dy - xhat * sum_dy_xhat));
+        }
+      }
+    }
+  });
+}
+
+}  // namespace effnet::cpu

@@ -1,0 +1,382 @@
+// 2-D convolution through cuDNN (NCHW, float32 and float64): the forward product and its two gradients.
+//
+//   forward          y[n, k, p, q] = sum_{c in group(k), r, s} w[k, c, r, s] x[n, c, ih(p, r), iw(q, s)]
+//   backward input   grad_x[n, c, i, j] = sum over k in group(c) and the (r, s, p, q) with ih(p, r) = i and
+//                    iw(q, s) = j of w[k, c, r, s] grad_y[n, k, p, q]
+//   backward weight  grad_w[k, c, r, s] = sum_{n, p, q} grad_y[n, k, p, q] x[n, c, ih(p, r), iw(q, s)]
+//   ih(p, r) = p stride_h - pad_h + r dilation_h (taps outside [0, H) read zero); iw likewise
+//
+//   N batch   C input channels    H, W input height, width    G groups (w holds C / G input channels)
+//   K output channels   R, S filter height, width   P, Q output height, width
+//
+// cuDNN has several algorithms per direction (implicit GEMM, FFT, Winograd, ...), each with its own speed,
+// scratch needs and dtype support. One is chosen per problem, the first time it is seen: from cuDNN's
+// heuristics, or (EFFNET_CUDNN_BENCHMARK=1) by timing them all on the real operands, which costs a pass of
+// every algorithm but can pick a faster one. The choice is cached with its workspace size; the workspace
+// itself is the context's scratch buffer.
+//
+// float32 runs with CUDNN_FMA_MATH: the default math lets Ampere and later GPUs use TF32 tensor cores, which
+// round the inputs to 10 mantissa bits (~1e-3 relative error), and results must match the CPU to ~1e-5.
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/check.h"
+#include "tensor/cuda/context.h"
+#include "tensor/cuda/cudnn.h"
+#include "tensor/cuda/kernels.h"
+
+namespace effnet::cuda {
+namespace {
+
+// Algorithms wanting more scratch than this are passed over: a cached workspace that large would stay
+// reserved for the rest of the run.
+constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;
+
+enum class Direction { Forward, BackwardInput, BackwardWeight };
+
+const char* op_name(Direction direction) {
+  switch (direction) {
+    case Direction::Forward: return "cuda conv2d";
+    case Direction::BackwardInput: return "cuda conv2d_backward_input";
+    case Direction::BackwardWeight: return "cuda conv2d_backward_weight";
+  }
+  return "cuda conv2d";
+}
+
+int as_int(int64_t value, Direction direction, const char* what) {
+  EFFNET_CHECK(value >= 0 && value <= INT_MAX, op_name(direction), ": ", what, " = ", value,
+               " exceeds cuDNN's int range");
+  return static_cast<int>(value);
+}
+
+// One convolution as cuDNN sees it. x, w and y keep their forward roles in every direction: the backward
+// input writes x (grad_x) from y (grad_y), the backward weight writes w (grad_w).
+struct Problem {
+  cudnnHandle_t handle = nullptr;
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  TensorDescriptor x_desc, y_desc;
+  FilterDescriptor w_desc;
+  ConvolutionDescriptor conv_desc;
+  void* x = nullptr;
+  void* w = nullptr;
+  void* y = nullptr;
+
+  Problem(Direction direction, cudnnHandle_t cudnn, const Tensor& xt, const Tensor& wt, const Tensor& yt,
+          const Conv2dGeometry& g)
+      : handle(cudnn),
+        type(xt.dtype() == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT),
+        x(xt.data_ptr()),
+        w(wt.data_ptr()),
+        y(yt.data_ptr()) {
+    // cuDNN's legacy descriptors hold int sizes and strides, so whole tensors must index in 32 bits.
+    for (const Tensor* t : {&xt, &wt, &yt}) as_int(t->numel(), direction, "elements of an operand");
+    auto dim = [&](const Tensor& t, int d) { return as_int(t.size(d), direction, "a size"); };
+    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc.get(), CUDNN_TENSOR_NCHW, type, dim(xt, 0),
+                                                  dim(xt, 1), dim(xt, 2), dim(xt, 3)));
+    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc.get(), CUDNN_TENSOR_NCHW, type, dim(yt, 0),
+                                                  dim(yt, 1), dim(yt, 2), dim(yt, 3)));
+    EFFNET_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc.get(), type, CUDNN_TENSOR_NCHW, dim(wt, 0),
+                                                  dim(wt, 1), dim(wt, 2), dim(wt, 3)));
+    EFFNET_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        conv_desc.get(), as_int(g.pad_h, direction, "pad_h"), as_int(g.pad_w, direction, "pad_w"),
+        as_int(g.stride_h, direction, "stride_h"), as_int(g.stride_w, direction, "stride_w"),
+        as_int(g.dilation_h, direction, "dilation_h"), as_int(g.dilation_w, direction, "dilation_w"),
+        CUDNN_CROSS_CORRELATION, type));
+    EFFNET_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv_desc.get(), as_int(g.groups, direction, "groups")));
+    // Tells the algorithm search which math it may use; the choice's own math type is set before the run.
+    EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc.get(), default_math()));
+  }
+
+  cudnnMathType_t default_math() const {
+    return type == CUDNN_DATA_DOUBLE ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  }
+
+  // Whether an algorithm's math keeps the dtype's full precision: only plain FMA for float32 (anything else
+  // may be TF32); for float64 anything but ALLOW_CONVERSION, which may round to half precision.
+  bool precise(cudnnMathType_t math) const {
+    return type == CUDNN_DATA_DOUBLE ? math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : math == CUDNN_FMA_MATH;
+  }
+
+  const void* one() const { return type == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&kOneD) : &kOneF; }
+  const void* zero() const { return type == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&kZeroD) : &kZeroF; }
+};
+
+// The cuDNN entry points of each direction, under one set of names.
+template <Direction D>
+struct Api;
+
+template <>
+struct Api<Direction::Forward> {
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+
+  static int max_count(const Problem& p) {
+    int count = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(p.handle, &count));
+    return count;
+  }
+  static int heuristics(const Problem& p, std::vector<Perf>& perf) {
+    int returned = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+        p.handle, p.x_desc.get(), p.w_desc.get(), p.conv_desc.get(), p.y_desc.get(),
+        static_cast<int>(perf.size()), &returned, perf.data()));
+    return returned;
+  }
+  static int find(const Problem& p, std::vector<Perf>& perf, void* workspace, size_t bytes) {
+    int returned = 0;
+    EFFNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+        p.handle, p.x_desc.get(), p.x, p.w_desc.get(), p.w, p.conv_desc.get(), p.y_desc.get(), p.y,
+        static_cast<int>(perf.size()), &returned, perf.data(), workspace, bytes));
+    return returned;
+  }
+  static size_t workspace_size(const Problem& p, Algo algo) {
+    size_t bytes = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(
+        p.handle, p.x_desc.get(), p.w_desc.get(), p.conv_desc.get(), p.y_desc.get(), algo, &bytes));
+    return bytes;
+  }
+  static void run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
+    EFFNET_CUDNN_CHECK(cudnnConvolutionForward(p.handle, p.one(), p.x_desc.get(), p.x, p.w_desc.get(), p.w,
+                                               p.conv_desc.get(), algo, workspace, bytes, p.zero(),
+                                               p.y_desc.get(), p.y));
+  }
+};
+
+template <>
+struct Api<Direction::BackwardInput> {
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+
+  static int max_count(const Problem& p) {
+    int count = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(p.handle, &count));
+    return count;
+  }
+  static int heuristics(const Problem& p, std::vector<Perf>& perf) {
+    int returned = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        p.handle, p.w_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.x_desc.get(),
+        static_cast<int>(perf.size()), &returned, perf.data()));
+    return returned;
+  }
+  static int find(const Problem& p, std::vector<Perf>& perf, void* workspace, size_t bytes) {
+    int returned = 0;
+    EFFNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+        p.handle, p.w_desc.get(), p.w, p.y_desc.get(), p.y, p.conv_desc.get(), p.x_desc.get(), p.x,
+        static_cast<int>(perf.size()), &returned, perf.data(), workspace, bytes));
+    return returned;
+  }
+  static size_t workspace_size(const Problem& p, Algo algo) {
+    size_t bytes = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
+        p.handle, p.w_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.x_desc.get(), algo, &bytes));
+    return bytes;
+  }
+  static void run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
+    EFFNET_CUDNN_CHECK(cudnnConvolutionBackwardData(p.handle, p.one(), p.w_desc.get(), p.w, p.y_desc.get(),
+                                                    p.y, p.conv_desc.get(), algo, workspace, bytes, p.zero(),
+                                                    p.x_desc.get(), p.x));
+  }
+};
+
+template <>
+struct Api<Direction::BackwardWeight> {
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+
+  static int max_count(const Problem& p) {
+    int count = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(p.handle, &count));
+    return count;
+  }
+  static int heuristics(const Problem& p, std::vector<Perf>& perf) {
+    int returned = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        p.handle, p.x_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.w_desc.get(),
+        static_cast<int>(perf.size()), &returned, perf.data()));
+    return returned;
+  }
+  static int find(const Problem& p, std::vector<Perf>& perf, void* workspace, size_t bytes) {
+    int returned = 0;
+    EFFNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        p.handle, p.x_desc.get(), p.x, p.y_desc.get(), p.y, p.conv_desc.get(), p.w_desc.get(), p.w,
+        static_cast<int>(perf.size()), &returned, perf.data(), workspace, bytes));
+    return returned;
+  }
+  static size_t workspace_size(const Problem& p, Algo algo) {
+    size_t bytes = 0;
+    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        p.handle, p.x_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.w_desc.get(), algo, &bytes));
+    return bytes;
+  }
+  static void run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
+    EFFNET_CUDNN_CHECK(cudnnConvolutionBackwardFilter(p.handle, p.one(), p.x_desc.get(), p.x, p.y_desc.get(),
+                                                      p.y, p.conv_desc.get(), algo, workspace, bytes,
+                                                      p.zero(), p.w_desc.get(), p.w));
+  }
+};
+
+struct Key {
+  int device = 0;
+  Direction direction = Direction::Forward;
+  DType dtype = kFloat32;
+  std::array<int64_t, 4> x{}, w{}, y{};
+  std::array<int64_t, 7> geometry{};
+  auto operator<=>(const Key&) const = default;
+};
+
+struct Choice {
+  int algo = 0;  // the direction's cudnnConvolution*Algo_t
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  size_t workspace = 0;
+};
+
+std::mutex g_choices_mutex;
+std::map<Key, Choice> g_choices;
+
+bool benchmark_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("EFFNET_CUDNN_BENCHMARK");
+    return value != nullptr && std::strcmp(value, "1") == 0;
+  }();
+  return enabled;
+}
+
+// A block of the caching allocator for the timed search, returned when the search is done. It belongs to
+// the context stream, which the search runs on.
+class Scratch {
+ public:
+  Scratch(int device, cudaStream_t stream, size_t bytes) : allocator_(device_allocator(device)) {
+    // The search can do with less (the hungriest algorithms are then skipped), so a full GPU halves the
+    // request rather than failing.
+    for (;;) {
+      try {
+        ptr_ = allocator_.allocate(bytes, stream);
+        bytes_ = bytes;
+        return;
+      } catch (const OutOfMemoryError&) {
+        if (bytes == 0) throw;
+        bytes /= 2;
+      }
+    }
+  }
+  ~Scratch() { allocator_.free(ptr_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  CachingAllocator& allocator_;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Fills `perf` with the candidates, best first: cuDNN's heuristic ranking, or the timed ranking when
+// benchmarking. Returns how many there are. (The timed search writes the output tensor, which the run
+// overwrites afterwards.)
+template <Direction D>
+int rank_candidates(const Problem& p, const Context& ctx, std::vector<typename Api<D>::Perf>& perf) {
+  const int count = Api<D>::heuristics(p, perf);
+  if (!benchmark_enabled()) return count;
+  size_t bytes = 0;
+  for (int i = 0; i < count; ++i) {
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && p.precise(perf[i].mathType) &&
+        perf[i].memory <= kMaxWorkspaceBytes) {
+      bytes = std::max(bytes, perf[i].memory);
+    }
+  }
+  Scratch scratch(ctx.device, ctx.stream, bytes);
+  return Api<D>::find(p, perf, scratch.get(), scratch.bytes());
+}
+
+template <Direction D>
+Choice choose(Problem& p, const Context& ctx) {
+  std::vector<typename Api<D>::Perf> perf(static_cast<size_t>(std::max(Api<D>::max_count(p), 1)));
+  const int count = rank_candidates<D>(p, ctx, perf);
+  for (int i = 0; i < count; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || !p.precise(perf[i].mathType)) continue;
+    // The workspace size depends on the math type as well as the algorithm.
+    EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), perf[i].mathType));
+    const size_t bytes = Api<D>::workspace_size(p, perf[i].algo);
+    if (bytes <= kMaxWorkspaceBytes) return {static_cast<int>(perf[i].algo), perf[i].mathType, bytes};
+  }
+  EFFNET_FAIL(op_name(D), ": cuDNN offers no ",
+              p.type == CUDNN_DATA_DOUBLE ? "float64" : "full-precision float32", " algorithm within a ",
+              kMaxWorkspaceBytes >> 20, " MiB workspace (", count, " candidates)");
+}
+
+std::array<int64_t, 4> dims(const Tensor& t) { return {t.size(0), t.size(1), t.size(2), t.size(3)}; }
+
+template <Direction D>
+void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g) {
+  const Tensor& out = D == Direction::Forward ? y : D == Direction::BackwardInput ? x : w;
+  EFFNET_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, op_name(D), ": expected 4-D operands, got ",
+               x.str(), ", ", w.str(), ", ", y.str());
+  EFFNET_CHECK(
+      x.dtype() == w.dtype() && x.dtype() == y.dtype() && (x.dtype() == kFloat32 || x.dtype() == kFloat64),
+      op_name(D), ": expected one dtype, float32 or float64, got ", x.str(), ", ", w.str(), ", ", y.str());
+  EFFNET_CHECK(x.is_contiguous() && w.is_contiguous() && y.is_contiguous(), op_name(D),
+               ": operands must be contiguous, got ", x.str(), ", ", w.str(), ", ", y.str());
+  if (out.numel() == 0) return;
+
+  const int device = out.device().index;
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  // An empty operand leaves every sum empty (cuDNN refuses zero sizes).
+  if (x.numel() == 0 || w.numel() == 0 || y.numel() == 0) {
+    const size_t bytes = static_cast<size_t>(out.numel()) * element_size(out.dtype());
+    EFFNET_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, bytes, ctx.stream));
+    return;
+  }
+
+  Problem p(D, ctx.cudnn, x, w, y, g);
+  const std::array<int64_t, 7> geometry{g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                                        g.dilation_h, g.dilation_w, g.groups};
+  const Key key{device, D, x.dtype(), dims(x), dims(w), dims(y), geometry};
+  Choice choice;
+  bool cached = false;
+  {
+    std::lock_guard<std::mutex> lock(g_choices_mutex);
+    const auto it = g_choices.find(key);
+    if (it != g_choices.end()) {
+      choice = it->second;
+      cached = true;
+    }
+  }
+  // Searched outside the lock: a search can take a while (timed ones run every algorithm), and two threads
+  // racing on the same problem merely both search.
+  if (!cached) {
+    choice = choose<D>(p, ctx);
+    std::lock_guard<std::mutex> lock(g_choices_mutex);
+    g_choices.emplace(key, choice);
+  }
+  EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
+  void* workspace = choice.workspace > 0 ? ctx.workspace(choice.workspace) : nullptr;
+  Api<D>::run(p, static_cast<typename Api<D>::Algo>(choice.algo), workspace, choice.workspace);
+}
+
+}  // namespace
+
+void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y) {
+  convolve<Direction::Forward>(x, w, y, g);
+}
+
+void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g,
+                           const Tensor& grad_x) {
+  convolve<Direction::BackwardInput>(grad_x, w, grad_y, g);
+}
+
+void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
+                            const Tensor& grad_w) {
+  convolve<Direction::BackwardWeight>(x, grad_w, grad_y, g);
+}
+
+}  // namespace effnet::cuda

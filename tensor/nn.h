@@ -1,0 +1,28 @@
+// Neural-network ops that run as one fused kernel forward and one hand-written backward each (a single
+// tape node), on the CPU and on CUDA (cuDNN): convolution and batch normalization, plus zero padding.
+// The modules of layers/ are built on these and on tensor/ops.h.
+#pragma once
+
+#include "tensor/backend.h"
+#include "tensor/tensor.h"
+
+namespace effnet {
+
+// y = conv(x, w) (+ bias). x [N, C, H, W], w [K, C / groups, R, S], bias [K] or undefined.
+// The backward computes only the gradients its inputs need (no input gradient for the stem's image).
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geometry);
+
+// The output size of one spatial dim of a convolution (throws naming `op` when it would be below 1).
+int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+// Zero padding of the last two dims: [N, C, H, W] -> [N, C, top + H + bottom, left + W + right].
+Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right);
+
+// Batch normalization of x [N, C, H, W] with per-channel gamma, beta [C].
+// training: normalizes with the batch's mean and biased variance and updates running_mean and
+// running_var (unbiased) in place with `momentum`; needs more than one value per channel.
+// eval: normalizes with the running statistics.
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps);
+
+}  // namespace effnet

@@ -1,0 +1,145 @@
+// Convolution, batch normalization and padding as tape nodes with hand-written backward passes.
+//
+//   conv:  dx = conv_transpose(dy, w)    dw = correlate(x, dy)    db = sum_{N,P,Q} dy
+//   batch norm (training), xhat = (x - mean) invstd, M = N H W per channel:
+//          dbeta = sum dy,   dgamma = sum dy xhat,   dx = gamma invstd / M (M dy - dbeta - xhat dgamma)
+//   batch norm (eval) is x * scale + shift with scale = gamma / sqrt(running_var + eps), built of ops,
+//          so autograd differentiates it.
+#include "tensor/nn.h"
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "tensor/op_checks.h"
+#include "tensor/ops.h"
+
+namespace effnet {
+
+int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+  return (input + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+namespace {
+
+// The convolution's node: like FunctionNode, but it looks at its edges to skip unneeded gradients.
+class Conv2dBackward : public autograd::Node {
+ public:
+  Conv2dBackward(Tensor x, Tensor w, bool has_bias, Conv2dGeometry g)
+      : x_(std::move(x)), w_(std::move(w)), has_bias_(has_bias), g_(g) {}
+  std::string name() const override { return "conv2d"; }
+  void release_saved() override {
+    x_ = Tensor();
+    w_ = Tensor();
+  }
+
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
+    EFFNET_CHECK(x_.defined(), "backward through conv2d a second time: its saved tensors were freed "
+                 "(pass retain_graph = true to the first backward)");
+    const Tensor grad_y = grads[0].contiguous();
+    const Backend& kernels = backend(grad_y.device(), "conv2d backward");
+    std::vector<Tensor> out(next_edges.size());
+    if (next_edges[0].node) {
+      out[0] = empty_like(x_);
+      kernels.conv2d_backward_input(grad_y, w_, g_, out[0]);
+    }
+    if (next_edges[1].node) {
+      out[1] = empty_like(w_);
+      kernels.conv2d_backward_weight(grad_y, x_, g_, out[1]);
+    }
+    if (has_bias_ && next_edges[2].node) out[2] = sum(grad_y, {0, 2, 3});
+    return out;
+  }
+
+ private:
+  Tensor x_, w_;
+  bool has_bias_;
+  Conv2dGeometry g_;
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
+  std::vector<Tensor> operands{x, w};
+  if (bias.defined()) operands.push_back(bias);
+  check_same_device_dtype("conv2d", operands);
+  check_floating("conv2d", x);
+  EFFNET_CHECK(x.dim() == 4, "conv2d: expected an input [N, C, H, W], got ", x.str());
+  EFFNET_CHECK(w.dim() == 4, "conv2d: expected a weight [K, C / groups, R, S], got ", w.str());
+  EFFNET_CHECK(g.groups >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.dilation_h >= 1 && g.dilation_w >= 1 &&
+                   g.pad_h >= 0 && g.pad_w >= 0,
+               "conv2d: invalid geometry: stride ", g.stride_h, "x", g.stride_w, ", padding ", g.pad_h, "x", g.pad_w,
+               ", dilation ", g.dilation_h, "x", g.dilation_w, ", groups ", g.groups);
+  const int64_t k = w.size(0);
+  EFFNET_CHECK(x.size(1) == w.size(1) * g.groups, "conv2d: weight ", w.str(), " with groups ", g.groups,
+               " expects ", w.size(1) * g.groups, " input channels, but the input ", x.str(), " has ", x.size(1));
+  EFFNET_CHECK(k % g.groups == 0, "conv2d: ", k, " output channels (weight ", w.str(),
+               ") are not divisible by groups ", g.groups);
+  EFFNET_CHECK(!bias.defined() || bias.shape() == Shape{k}, "conv2d: bias ", bias.str(), " should be [", k, "]");
+  const int64_t p = conv_output_size(x.size(2), w.size(2), g.stride_h, g.pad_h, g.dilation_h);
+  const int64_t q = conv_output_size(x.size(3), w.size(3), g.stride_w, g.pad_w, g.dilation_w);
+  EFFNET_CHECK(p >= 1 && q >= 1, "conv2d: input ", x.str(), " is smaller than the dilated kernel of ", w.str(),
+               " with padding ", g.pad_h, "x", g.pad_w, " (output would be ", p, "x", q, ")");
+
+  const Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
+  Tensor y = empty({x.size(0), k, p, q}, TensorOptions(x.dtype(), x.device()));
+  backend(x.device(), "conv2d").conv2d(xc, wc, g, y);
+  if (bias.defined()) {
+    autograd::NoGradGuard no_grad;
+    y.add_(bias.detach().view({1, k, 1, 1}));
+  }
+  if (autograd::needs_grad(operands)) {
+    autograd::record_node(std::make_shared<Conv2dBackward>(xc, wc, bias.defined(), g), operands, {y});
+  }
+  return y;
+}
+
+Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  EFFNET_CHECK(x.dim() == 4, "pad2d: expected [N, C, H, W], got ", x.str());
+  EFFNET_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pad2d: negative padding ", top, ", ", bottom,
+               ", ", left, ", ", right);
+  const int64_t h = x.size(2), w = x.size(3);
+  Tensor y = zeros({x.size(0), x.size(1), top + h + bottom, left + w + right}, TensorOptions(x.dtype(), x.device()));
+  y.slice(2, top, top + h).slice(3, left, left + w).copy_(x);
+  autograd::record("pad2d", {x}, {y}, [top, left, h, w](std::vector<Tensor>&& grads) {
+    return std::vector<Tensor>{grads[0].slice(2, top, top + h).slice(3, left, left + w)};
+  });
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  check_same_device_dtype("batch_norm", {x, gamma, beta, running_mean, running_var});
+  check_floating("batch_norm", x);
+  EFFNET_CHECK(x.dim() == 4, "batch_norm: expected an input [N, C, H, W], got ", x.str());
+  const int64_t c = x.size(1);
+  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
+    EFFNET_CHECK(t->shape() == Shape{c}, "batch_norm: per-channel tensor ", t->str(), " should be [", c,
+                 "] for the input ", x.str());
+  }
+  EFFNET_CHECK(eps > 0, "batch_norm: eps must be positive, got ", eps);
+  if (!training) {
+    const Tensor scale = mul(gamma, rsqrt(add(running_var.detach(), eps)));
+    const Tensor shift = sub(beta, mul(running_mean.detach(), scale));
+    return add(mul(x, scale.view({1, c, 1, 1})), shift.view({1, c, 1, 1}));
+  }
+  const int64_t m = x.numel() / c;
+  EFFNET_CHECK(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.str());
+  EFFNET_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(),
+               "batch_norm: running statistics must be contiguous");
+  const Tensor xc = x.detach().contiguous();
+  const TensorOptions options(x.dtype(), x.device());
+  Tensor y = empty(x.shape(), options), save_mean = empty({c}, options), save_invstd = empty({c}, options);
+  backend(x.device(), "batch_norm").batch_norm_train(xc, gamma.detach().contiguous(), beta.detach().contiguous(),
+                                                     running_mean.detach(), running_var.detach(), momentum, eps, y,
+                                                     save_mean, save_invstd);
+  autograd::record("batch_norm", {x, gamma, beta}, {y},
+                   [xc, g = gamma.detach().contiguous(), save_mean, save_invstd, eps](std::vector<Tensor>&& grads) {
+                     const Tensor grad_y = grads[0].contiguous();
+                     Tensor grad_x = empty_like(xc), grad_gamma = empty_like(g), grad_beta = empty_like(g);
+                     backend(xc.device(), "batch_norm backward")
+                         .batch_norm_backward(grad_y, xc, g, save_mean, save_invstd, eps, grad_x, grad_gamma, grad_beta);
+                     return std::vector<Tensor>{grad_x, grad_gamma, grad_beta};
+                   });
+  return y;
+}
+
+}  // namespace effnet
