@@ -32,6 +32,13 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
   if (o.bias) bias = register_parameter("bias", zeros({o.out_channels}));
 }
 
+int64_t Conv2d::output_size(int64_t input) const {
+  const Conv2dOptions& o = options_;
+  if (o.padding == Padding::Same) return (input + o.stride - 1) / o.stride;
+  const int64_t pad = o.explicit_padding >= 0 ? o.explicit_padding : ((o.stride - 1) + o.dilation * (o.kernel - 1)) / 2;
+  return conv_output_size(input, o.kernel, o.stride, pad, o.dilation);
+}
+
 Tensor Conv2d::forward(const Tensor& x) {
   const Conv2dOptions& o = options_;
   EFFNET_CHECK(x.dim() == 4 && x.size(1) == o.in_channels, "Conv2d(", o.in_channels, " -> ", o.out_channels,

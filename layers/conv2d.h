@@ -38,6 +38,8 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) override;
 
   const Conv2dOptions& options() const { return options_; }
+  // The output size of a spatial dim of `input` (same rule in both directions: the kernel is square).
+  int64_t output_size(int64_t input) const;
   Tensor weight, bias;  // bias undefined when options().bias is false
 
  private:

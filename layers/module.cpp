@@ -9,20 +9,29 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
-void Module::collect(const std::string& prefix, bool parameters, std::vector<std::pair<std::string, Tensor>>& out) const {
-  for (const auto& [name, t] : parameters ? parameters_ : buffers_) out.emplace_back(prefix + name, t);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", parameters, out);
+void Module::collect(const std::string& prefix, What what, std::vector<std::pair<std::string, Tensor>>& out) const {
+  if (what != What::Buffers)
+    for (const auto& [name, t] : parameters_) out.emplace_back(prefix + name, t);
+  if (what != What::Parameters)
+    for (const auto& [name, t] : buffers_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", what, out);
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Tensor>> out;
-  collect("", true, out);
+  collect("", What::Parameters, out);
   return out;
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
   std::vector<std::pair<std::string, Tensor>> out;
-  collect("", false, out);
+  collect("", What::Buffers, out);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::state_dict() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", What::Both, out);
   return out;
 }
 

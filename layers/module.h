@@ -30,6 +30,9 @@ class Module {
 
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // Parameters and buffers together, in PyTorch's state_dict order: each module's parameters, then its
+  // buffers, then its children's, depth first.
+  std::vector<std::pair<std::string, Tensor>> state_dict() const;
   std::vector<Tensor> parameters() const;
   int64_t parameter_count() const;
 
@@ -51,7 +54,8 @@ class Module {
   }
 
  private:
-  void collect(const std::string& prefix, bool parameters, std::vector<std::pair<std::string, Tensor>>& out) const;
+  enum class What { Parameters, Buffers, Both };
+  void collect(const std::string& prefix, What what, std::vector<std::pair<std::string, Tensor>>& out) const;
 
   std::vector<std::pair<std::string, Tensor>> parameters_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

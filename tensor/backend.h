@@ -45,6 +45,7 @@ struct Conv2dGeometry {
   int64_t groups = 1;
 };
 enum class RandomKind { Uniform, Normal };
+struct MultiTensorStep;  // one optimizer step of a parameter group: optim/multi_tensor.h
 
 struct Backend {
   const char* name;
@@ -104,6 +105,31 @@ struct Backend {
   void (*batch_norm_backward)(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                               const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                               const Tensor& grad_beta);
+
+  // ---- cross-entropy from logits (losses/cross_entropy.cpp; kernels in cpu/loss.cpp and cuda/loss.cu).
+  // logits z [N, C] contiguous, floating; targets t [N] int64 contiguous, each in [0, C) (checked by the
+  // caller); weight w [C] of z's dtype, or undefined for w = 1; smoothing e in [0, 1]. Per row, with
+  // m = max_c z_c, log p_c = (z_c - m) - log sum_j exp(z_j - m) and W = sum_c w_c:
+  //   loss_i          = (1 - e) w_t (-log p_t) + (e / C) sum_c w_c (-log p_c)   (the sum only when e > 0)
+  //   target_weight_i = w_t                      (the mean's denominator is sum_i target_weight_i)
+  void (*cross_entropy)(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
+                        const Tensor& loss, const Tensor& target_weight);
+  // grad_logits_ic = grad_loss_i (p_c ((1 - e) w_t + e W / C) - (1 - e) w_t [c = t] - e w_c / C);
+  // grad_loss [N] and grad_logits [N, C] contiguous, grad_logits overwritten.
+  void (*cross_entropy_backward)(const Tensor& logits, const Tensor& targets, const Tensor& weight,
+                                 double smoothing, const Tensor& grad_loss, const Tensor& grad_logits);
+
+  // ---- optimizers (optim/; kernels in cpu/optim.cpp and cuda/optim.cu). Multi-tensor: one call covers
+  // every tensor of the list (on CUDA a few launches over a device table of them, never one per tensor).
+  // Updates every parameter of step.params in place by step.rule: the equations are in
+  // optim/update_math.h, the arguments in optim/multi_tensor.h.
+  void (*optimizer_step)(const MultiTensorStep& step);
+  // out (one element, the tensors' dtype) = sqrt(sum of x^2 over every element of every tensor), summed in
+  // float64 in a fixed order (the same bits on every call). Tensors contiguous, of one dtype.
+  void (*global_norm)(const std::vector<Tensor>& tensors, const Tensor& out);
+  // Every tensor *= min(max_norm / (norm + 1e-6), 1) in place, with `norm` (one element, the tensors'
+  // dtype) read on the device: no host round trip. A NaN norm scales by NaN (PyTorch's clip_grad_norm_).
+  void (*clip_by_norm)(const std::vector<Tensor>& tensors, const Tensor& norm, double max_norm);
 
   // Waits for the device's queued work.
   void (*synchronize)(Device device);

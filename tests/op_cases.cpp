@@ -65,6 +65,8 @@ const std::vector<OpCase>& op_cases() {
       {"softmax_middle", {{2, 4, 3}}, [](In x) { return softmax(x[0], 1); }},
       {"log_softmax_last", {{3, 5}}, [](In x) { return log_softmax(x[0], 1); }},
       {"log_softmax_first", {{4, 3}}, [](In x) { return log_softmax(x[0], 0); }},
+      // Logits near 1e4, where float32 spacing is 0.001: the shift must not swallow log(sum).
+      {"log_softmax_large_logits", {{3, 5}}, [](In x) { return log_softmax(add(x[0], 1e4), 1); }},
       // structure and views
       {"cat", {{2, 3}, {2, 2}, {2, 1}}, [](In x) { return cat({x[0], x[1], x[2]}, 1); }},
       {"reshape", {{2, 3, 4}}, [](In x) { return x[0].reshape({4, -1}) * 1.5; }},

@@ -20,6 +20,8 @@
 namespace effnet {
 namespace {
 
+using test::error_of;
+
 std::vector<std::string> names(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<std::string> out;
   for (const auto& [name, t] : named) out.push_back(name);
@@ -28,16 +30,6 @@ std::vector<std::string> names(const std::vector<std::pair<std::string, Tensor>>
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 BlockOptions mbconv_options() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/device.h"
+#include "tensor/error.h"
 
 namespace effnet::test {
 
@@ -23,6 +24,17 @@ inline std::vector<Device> test_devices() {
   std::vector<Device> devices{Device::cpu()};
   if (cuda_available()) devices.push_back(Device::cuda(0));
   return devices;
+}
+
+// The message of the effnet::Error that f() throws, or "(no error)".
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace effnet::test

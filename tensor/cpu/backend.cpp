@@ -43,6 +43,11 @@ const Backend& cpu_backend() {
       .conv2d_backward_weight = cpu::conv2d_backward_weight,
       .batch_norm_train = cpu::batch_norm_train,
       .batch_norm_backward = cpu::batch_norm_backward,
+      .cross_entropy = cpu::cross_entropy,
+      .cross_entropy_backward = cpu::cross_entropy_backward,
+      .optimizer_step = cpu::optimizer_step,
+      .global_norm = cpu::global_norm,
+      .clip_by_norm = cpu::clip_by_norm,
       .synchronize = cpu::synchronize,
   };
   return table;

@@ -26,5 +26,14 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                          const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta);
+// loss.cpp: cross-entropy from logits
+void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
+                   const Tensor& loss, const Tensor& target_weight);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
+                            const Tensor& grad_loss, const Tensor& grad_logits);
+// optim.cpp: multi-tensor optimizer steps and gradient clipping
+void optimizer_step(const MultiTensorStep& step);
+void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
+void clip_by_norm(const std::vector<Tensor>& tensors, const Tensor& norm, double max_norm);
 
 }  // namespace effnet::cpu

@@ -27,6 +27,11 @@ const Backend& cuda_backend() {
       .conv2d_backward_weight = cuda::conv2d_backward_weight,
       .batch_norm_train = cuda::batch_norm_train,
       .batch_norm_backward = cuda::batch_norm_backward,
+      .cross_entropy = cuda::cross_entropy,
+      .cross_entropy_backward = cuda::cross_entropy_backward,
+      .optimizer_step = cuda::optimizer_step,
+      .global_norm = cuda::global_norm,
+      .clip_by_norm = cuda::clip_by_norm,
       .synchronize = cuda::synchronize,
   };
   return backend;

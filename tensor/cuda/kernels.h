@@ -43,6 +43,17 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
                          const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta);
 
+// loss.cu: cross-entropy from logits
+void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
+                   const Tensor& loss, const Tensor& target_weight);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
+                            const Tensor& grad_loss, const Tensor& grad_logits);
+
+// optim.cu: multi-tensor optimizer steps and gradient clipping
+void optimizer_step(const MultiTensorStep& step);
+void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
+void clip_by_norm(const std::vector<Tensor>& tensors, const Tensor& norm, double max_norm);
+
 // transfer.cpp
 void copy_with_host(const Tensor& dst, const Tensor& src);
 void synchronize(Device device);

@@ -80,8 +80,9 @@ __global__ void softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t D) {
     for (int64_t d = split.lane; d < D; d += split.width) s += math::exp(xr[d] - m);
     s = row_all_reduce<kWarp>(s, Sum{}, shared);
     if constexpr (kLog) {
-      const T shift = m + math::log(s);
-      for (int64_t d = split.lane; d < D; d += split.width) yr[d] = xr[d] - shift;
+      // (x - m) - log s, not x - (m + log s): the sum would round log s to the spacing of m (0.001 at 1e4).
+      const T log_s = math::log(s);
+      for (int64_t d = split.lane; d < D; d += split.width) yr[d] = (xr[d] - m) - log_s;
     } else {
       const T inv = T(1) / s;
       for (int64_t d = split.lane; d < D; d += split.width) yr[d] = math::exp(xr[d] - m) * inv;
@@ -118,8 +119,8 @@ __global__ void __launch_bounds__(kThreads)
     T s = 0;
     for (int64_t d = 0; d < D; ++d) s += math::exp(x[base + d * inner] - m);
     if constexpr (kLog) {
-      const T shift = m + math::log(s);
-      for (int64_t d = 0; d < D; ++d) y[base + d * inner] = x[base + d * inner] - shift;
+      const T log_s = math::log(s);
+      for (int64_t d = 0; d < D; ++d) y[base + d * inner] = (x[base + d * inner] - m) - log_s;
     } else {
       const T inv = T(1) / s;
       for (int64_t d = 0; d < D; ++d) y[base + d * inner] = math::exp(x[base + d * inner] - m) * inv;
