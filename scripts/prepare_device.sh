@@ -30,5 +30,5 @@ ldd .device/bin/effnet_tests .device/lib/libeffnet.so | awk '/=> \// {print $3}'
   sort -u |
   while read -r lib; do cp -L "$lib" .device/lib/; done
 cp -r /usr/src/googletest .device/googletest
-cp -r /usr/include/CLI .device/include/
+cp -r /usr/include/CLI /usr/include/stb .device/include/
 du -sh .device/bin .device/lib .device/googletest .device/include

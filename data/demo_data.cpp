@@ -1,0 +1,1 @@
+#include "data/demo_data.h"
