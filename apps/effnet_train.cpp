@@ -1,6 +1,8 @@
-// effnet_train: trains one EfficientNet (one fold) from a config file plus flag overrides.
-// Today it prints the model summary (--summary); the training loop arrives with the training issue.
+// effnet_train: trains one EfficientNet (one fold) from a TOML config plus flag overrides, into a run
+// directory (train/trainer.h lists what it holds).
 //
+//   effnet_train --config configs/demo.toml --data demo_data --out runs/demo
+//   effnet_train --resume runs/demo
 //   effnet_train --summary --model efficientnet_b4 --num-classes 1000 [--img-size 380x380]
 #include <CLI/CLI.hpp>
 
@@ -9,51 +11,38 @@
 
 #include "models/efficientnet.h"
 #include "models/summary.h"
+#include "train/config.h"
+#include "train/trainer.h"
 
 using namespace effnet;
 
-namespace {
-
-// "380x380" or "380" -> (380, 380).
-std::pair<int64_t, int64_t> parse_size(const std::string& text) {
-  const size_t x = text.find('x');
-  try {
-    size_t used = 0;
-    const int64_t h = std::stoll(text.substr(0, x), &used);
-    EFFNET_CHECK(used == (x == std::string::npos ? text.size() : x), "trailing characters");
-    const int64_t w = x == std::string::npos ? h : std::stoll(text.substr(x + 1), &used);
-    EFFNET_CHECK(x == std::string::npos || used == text.size() - x - 1, "trailing characters");
-    EFFNET_CHECK(h > 0 && w > 0, "sizes must be positive");
-    return {h, w};
-  } catch (const std::exception&) {
-    EFFNET_FAIL("--img-size: expected HxW (e.g. 380x380) or one number, got '", text, "'");
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  CLI::App app("effnet_train: train an EfficientNet classifier");
+  CLI::App app("effnet_train: train an EfficientNet classifier (flags override the --config file)");
+  std::string config_path, resume_dir;
   bool summary = false;
-  std::string model_name = "efficientnet_b4", img_size;
-  int64_t num_classes = 18;
+  train::TrainConfig flags;
+  app.add_option("--config", config_path, "TOML configuration (configs/*.toml)")->check(CLI::ExistingFile);
+  app.add_option("--resume", resume_dir, "continue the run in this directory exactly where it stopped")
+      ->check(CLI::ExistingDirectory);
   app.add_flag("--summary", summary, "print the model's per-stage shapes, parameters and multiply-adds, then exit");
-  app.add_option("--model", model_name, "efficientnet_b0..b7 or tf_efficientnet_b0..b7")->capture_default_str();
-  app.add_option("--num-classes", num_classes, "classes of the classifier")->capture_default_str()->check(
-      CLI::PositiveNumber);
-  app.add_option("--img-size", img_size, "input size HxW (default: the model's resolution)");
+  train::add_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
   try {
-    if (!summary) {
-      std::fprintf(stderr, "effnet_train: only --summary is available so far (the training loop is not built yet)\n");
-      return 2;
+    train::TrainConfig config;
+    if (!config_path.empty()) train::load_toml(config_path, config);
+    train::apply_given_flags(app, flags, config);
+    if (summary) {
+      EfficientNetOptions options = efficientnet_options(config.model);
+      options.num_classes = config.num_classes;
+      auto [h, w] = train::parse_size(config.img_size.empty() ? config.crop : config.img_size, "--img-size");
+      if (h == 0) h = w = options.resolution;
+      const EfficientNet model(options);
+      std::fputs(summarize(model, config.model, h, w).table().c_str(), stdout);
+      return 0;
     }
-    EfficientNetOptions options = efficientnet_options(model_name);
-    options.num_classes = num_classes;
-    const auto [h, w] = img_size.empty() ? std::pair{options.resolution, options.resolution} : parse_size(img_size);
-    const EfficientNet model(options);
-    std::fputs(summarize(model, model_name, h, w).table().c_str(), stdout);
-    return 0;
+    train::RunOptions run;
+    run.resume_dir = resume_dir;
+    return train::run_training(config, run);
   } catch (const Error& e) {
     std::fprintf(stderr, "effnet_train: %s\n", e.what());
     return 2;

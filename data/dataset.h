@@ -40,6 +40,8 @@ struct Dataset {
 constexpr int64_t kMaskClasses = 18;
 int64_t age_band(int64_t age, int64_t threshold);
 int64_t mask_class(int64_t mask, int64_t gender, int64_t band);
+// "mask_male_0-29", ..., "normal_female_60+" (the band names follow the threshold).
+std::vector<std::string> mask_class_names(int64_t threshold);
 
 struct MaskOptions {
   int64_t age_threshold = 60;
@@ -50,5 +52,44 @@ Dataset load_mask_train(const std::string& root, const MaskOptions& options = {}
 // The prediction set in info.csv order; image_ids receives the ImageID column (for the submission).
 Dataset load_mask_eval(const std::string& root, std::vector<std::string>* image_ids = nullptr);
 Dataset load_image_folder(const std::string& root);
+
+// Decisions where the layout leaves room (tests/test_dataset.cpp pins each):
+//  - train.csv needs the columns gender, age and path (any order; others, such as id and race, are
+//    ignored); gender is male or female in any case, age a non-negative decimal integer, path one folder
+//    name (no slash, not a dot-name). Two rows with the same path are an Error.
+//  - A person folder holding two images of one stem (mask1.jpg and mask1.png) is ambiguous: reported and
+//    skipped like a missing image. Other non-dot entries of a person folder, and folders of images/ that
+//    train.csv does not name, are reported as ignored; the person is kept.
+//  - The relabel file must name people of train.csv (an unknown path is an Error naming its line: a typo
+//    would silently leave the label wrong); a relabelled person whose images are missing is still skipped.
+//    Each (path, field) may appear once.
+//  - Samples come in train.csv order, each person's images as mask1..mask5, incorrect_mask, normal.
+//  - The prediction set keeps every info.csv row (the submission needs each): a missing image is reported
+//    in problems and left for the loader to report again and replace; class_names stays empty (the model
+//    knows its classes). Its group is the ImageID, its stratum 0.
+//  - Image folders: a class's folder is searched recursively (like ImageFolder), dot-names skipped, files
+//    sorted by path; group = the file, stratum = the label. A class without images is reported.
+//  - Extensions .jpg, .jpeg and .png match in any case, the seven stems exactly; images are not decoded on
+//    load, so a corrupt file surfaces only when the loader decodes it.
+
+// A CSV file as RFC 4180 writes it: comma-separated fields, double quotes around fields holding commas,
+// quotes ("" inside) or line breaks; LF or CRLF line ends; an optional UTF-8 byte-order mark; empty lines
+// skipped. A malformed file is an Error "NAME:LINE: problem".
+struct CsvTable {
+  std::string name;  // the file, for messages
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;  // each exactly header.size() fields
+  std::vector<int64_t> lines;                  // the line each row starts on (1-based)
+  int64_t header_line = 1;
+
+  // The index of a header column; an Error naming the file and its header when absent.
+  size_t column(const std::string& column_name) const;
+};
+
+CsvTable parse_csv(const std::string& text, const std::string& name);
+CsvTable read_csv(const std::string& path);
+// Atomic (temporary file, then rename); fields quoted where RFC 4180 requires; LF line ends.
+void write_csv(const std::string& path, const std::vector<std::string>& header,
+               const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace effnet::data

@@ -2,7 +2,7 @@
 // Decoding is stb_image's (Debian's libstb-dev): baseline and progressive JPEG, PNG of 8 or 16 bits;
 // grey, grey + alpha and RGBA become RGB (alpha is dropped, not blended). Not handled, each a per-file
 // ImageError: EXIF orientation (pixels are taken as stored), CMYK and 12-bit JPEG, arithmetic-coded JPEG,
-// and anything that is neither JPEG nor PNG.
+// and anything that is neither JPEG nor PNG. Decoding and writing are thread-safe (data/image.cpp says why).
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,8 @@
 // Train / validation splits by group (person): no person is on both sides. Stratified: each fold gets its
 // share of every stratum (competition: gender x age band). Deterministic for a seed.
+// A group whose samples disagree takes their most common stratum (ties: the smallest); data/split.cpp has
+// how groups are dealt. Errors: k < 2, a fold outside 0 .. k-1, fewer groups than k; a val_ratio outside
+// (0, 1), fewer than 2 groups.
 #pragma once
 
 #include <cstdint>

@@ -18,8 +18,15 @@
 
 namespace effnet::data {
 
+// A sample's random stream: Philox4x32-10 (tensor/philox.h) with key = seed ^ kAugmentKey (so that the
+// stream differs from the tensor fills of the same seed) and 64-bit counter = epoch << 40 | index << 8 |
+// block, each block giving four 32-bit words. Distinct (epoch, index) pairs therefore use disjoint counters
+// of one key: independent streams, no hashing, no collisions. Limits: epoch < 2^24, index < 2^32 and 256
+// blocks (1,024 words) per sample; beyond them an Error.
 class SampleRandom {
  public:
+  static constexpr uint64_t kAugmentKey = 0x61756738656e6574ull;  // "aug8enet"
+
   SampleRandom(uint64_t seed, uint64_t epoch, uint64_t index);
   double uniform();                        // [0, 1)
   double uniform(double low, double high);  // [low, high)
@@ -49,9 +56,14 @@ struct TransformConfig {
   int64_t out_height(int64_t source_height) const;
   int64_t out_width(int64_t source_width) const;
   bool has_random() const;
+  // An Error naming the field: negative sizes, degrees, jitter ranges; hue above 0.5; a probability
+  // outside [0, 1]; a std of 0.
+  void validate() const;
 };
 
 Image apply_deterministic(const Image& image, const TransformConfig& config);
+// Draws the same nine numbers for every config (data/transforms.cpp lists them), so that switching one
+// augmentation on or off leaves the sample's other random choices unchanged.
 Image apply_random(const Image& image, const TransformConfig& config, SampleRandom& random);
 // Writes 3 x H x W floats (channel-major) to `out`.
 void to_normalized_chw(const Image& image, const TransformConfig& config, float* out);
@@ -63,5 +75,12 @@ Image rotate(const Image& image, double degrees, const std::array<uint8_t, 3>& f
 Image flip_horizontal(const Image& image);
 Image to_grayscale(const Image& image);  // ITU-R 601 luma, in all three channels
 Image equalize(const Image& image);      // per channel, as PIL's ImageOps.equalize
+// torchvision's adjust_* on PIL images (ImageEnhance blends; hue through PIL's 8-bit HSV); factor 1 is the
+// identity, hue 0 is not (PIL's 8-bit HSV round trip moves some colours by a few levels; ColorJitter never
+// calls it with 0).
+Image adjust_brightness(const Image& image, double factor);
+Image adjust_contrast(const Image& image, double factor);    // around the mean of the grayscale image
+Image adjust_saturation(const Image& image, double factor);  // towards the grayscale image
+Image adjust_hue(const Image& image, double hue);            // hue in [-0.5, 0.5]
 
 }  // namespace effnet::data

@@ -6,7 +6,8 @@
 #   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
 #   4. runs compute-sanitizer memcheck over the CUDA tests;
-#   5. runs the demo, and EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench;
+#   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench, and one
+#      epoch of the recipe (B4, crop 384x320 of 512x384 demo photos) with effnet_train;
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +53,7 @@ if ! "$bin/effnet_tests" --gtest_list_tests >/dev/null 2>"$OUT/carried.log"; the
       -DEFFNET_GTEST_SOURCE=$PWD/.device/googletest -DEFFNET_THIRD_PARTY_INCLUDE=$PWD/.device/include \
       && cmake --build build-gpu -j $(nproc)" || exit 1
   bin=$PWD/build-gpu
-  cp build-gpu/tests/effnet_tests build-gpu/apps/effnet_{demo,train,bench} "$bin/" 2>/dev/null || true
+  cp build-gpu/tests/effnet_tests build-gpu/apps/effnet_{demo,train,bench,make_demo} "$bin/" 2>/dev/null || true
 fi
 
 export EFFNET_REQUIRE_CUDA=1
@@ -73,6 +74,11 @@ step demo "$bin/effnet_demo" --device cuda || status=1
 step b4_train "$bin/effnet_bench" --model efficientnet_b4 --img-size 380 --batch 16 --steps 10 --device cuda \
   || status=1
 step b0_train "$bin/effnet_bench" --model efficientnet_b0 --img-size 224 --batch 64 --steps 10 --device cuda \
+  || status=1
+# A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
+demo=$(mktemp -d)
+step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \
+  '$bin/effnet_train' --config configs/mask_b4_recipe.toml --data '$demo/data' --epochs 1 --out '$demo/run'" \
   || status=1
 
 echo

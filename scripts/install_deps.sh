@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing effnet needs on Debian 12 (and Ubuntu): a C++20 compiler, CMake,
-# Ninja, GoogleTest, OpenBLAS, CLI11 (command-line flags) and stb (image decoding). The CUDA toolkit
-# (nvcc, cuBLAS, cuDNN) is optional: when it is installed in /usr/local/cuda, the CUDA backend is
-# compiled too.
+# Ninja, GoogleTest, OpenBLAS, CLI11 (command-line flags), toml++ (configs) and stb (image decoding).
+# The CUDA toolkit (nvcc, cuBLAS, cuDNN) is optional: when it is installed in /usr/local/cuda, the CUDA
+# backend is compiled too.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build libgtest-dev libopenblas-dev libcli11-dev libstb-dev)
+packages=(g++ cmake ninja-build libgtest-dev libopenblas-openmp-dev libcli11-dev libstb-dev libtomlplusplus-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -15,12 +15,12 @@ build=.device/build
 # keep what travels under the device tool's 64 MiB.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEFFNET_CUDA=ON -DEFFNET_WERROR=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DBUILD_SHARED_LIBS=ON \
-  -DEFFNET_OPENBLAS_LIBRARY=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a
+  -DEFFNET_OPENBLAS_LIBRARY=/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.a
 cmake --build "$build" -j "$(nproc)"
 
 rm -rf .device/bin .device/lib .device/googletest .device/include
 mkdir -p .device/bin .device/lib .device/include
-cp "$build"/tests/effnet_tests "$build"/apps/effnet_{demo,train,bench} .device/bin/
+cp "$build"/tests/effnet_tests "$build"/apps/effnet_{demo,train,bench,make_demo} .device/bin/
 cp "$build"/libeffnet.so .device/lib/
 strip --strip-debug .device/bin/* .device/lib/libeffnet.so
 # Shared libraries the GPU machine may lack (OpenBLAS and its Fortran runtime, libgomp). Not glibc, not
@@ -30,5 +30,5 @@ ldd .device/bin/effnet_tests .device/lib/libeffnet.so | awk '/=> \// {print $3}'
   sort -u |
   while read -r lib; do cp -L "$lib" .device/lib/; done
 cp -r /usr/src/googletest .device/googletest
-cp -r /usr/include/CLI /usr/include/stb .device/include/
+cp -r /usr/include/CLI /usr/include/stb /usr/include/toml++ .device/include/
 du -sh .device/bin .device/lib .device/googletest .device/include

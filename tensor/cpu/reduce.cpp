@@ -6,8 +6,11 @@
 // The input is split into "kept" dims (those of out) and "reduced" dims; each output walks its reduced
 // elements with StridedIndex, runs of the innermost reduced dim at a fixed stride. float32 sums accumulate
 // in double: this loop is the reference the CUDA kernels are compared with.
+#include <omp.h>
+
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
@@ -76,22 +79,25 @@ void reduce_typed(const Tensor& x, const Tensor& out) {
   T* o = out.data<T>();
   const int64_t outputs = out.numel();
   if (outputs == 1) {
-    // One output: split the reduced rows over the threads.
-    Acc total = op == ReduceOp::Sum ? Acc(0) : -std::numeric_limits<Acc>::infinity();
+    // One output: the reduced rows are split over the threads in fixed chunks, and the partial results
+    // are combined in thread order, so the result does not depend on which thread finishes first.
+    const Acc identity = op == ReduceOp::Sum ? Acc(0) : -std::numeric_limits<Acc>::infinity();
+    std::vector<Acc> partial(static_cast<size_t>(omp_get_max_threads()), identity);
 #pragma omp parallel if (x.numel() > 2 * kChunk)
     {
-      Acc local = op == ReduceOp::Sum ? Acc(0) : -std::numeric_limits<Acc>::infinity();
+      Acc local = identity;
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < p.reduced_numel; ++r) {
         const Acc v = reduce_range<T, Acc, op>(in, p, r, r + 1);
         if constexpr (op == ReduceOp::Sum) local += v;
         else if (v > local || v != v) local = v;
       }
-#pragma omp critical
-      {
-        if constexpr (op == ReduceOp::Sum) total += local;
-        else if (local > total || local != local) total = local;
-      }
+      partial[static_cast<size_t>(omp_get_thread_num())] = local;
+    }
+    Acc total = identity;
+    for (Acc v : partial) {
+      if constexpr (op == ReduceOp::Sum) total += v;
+      else if (v > total || v != v) total = v;
     }
     o[0] = static_cast<T>(total);
     return;
