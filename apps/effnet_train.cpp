@@ -1,7 +1,8 @@
-// effnet_train: trains one EfficientNet (one fold) from a TOML config plus flag overrides, into a run
-// directory (train/trainer.h lists what it holds).
+// effnet_train: trains one EfficientNet (one fold, or every fold in turn with --fold all) from a TOML
+// config plus flag overrides, into a run directory (train/trainer.h lists what it holds).
 //
 //   effnet_train --config configs/demo.toml --data demo_data --out runs/demo
+//   effnet_train --config configs/demo.toml --data demo_data --folds 5 --fold all --out runs/demo_cv
 //   effnet_train --resume runs/demo
 //   effnet_train --summary --model efficientnet_b4 --num-classes 1000 [--img-size 380x380]
 #include <CLI/CLI.hpp>
@@ -32,8 +33,7 @@ int main(int argc, char** argv) {
     if (!config_path.empty()) train::load_toml(config_path, config);
     train::apply_given_flags(app, flags, config);
     if (summary) {
-      EfficientNetOptions options = efficientnet_options(config.model);
-      options.num_classes = config.num_classes;
+      const EfficientNetOptions options = train::model_options(config);
       auto [h, w] = train::parse_size(config.img_size.empty() ? config.crop : config.img_size, "--img-size");
       if (h == 0) h = w = options.resolution;
       const EfficientNet model(options);

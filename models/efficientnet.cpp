@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "data/dataset.h"
 #include "tensor/ops.h"
 
 namespace effnet {
@@ -123,7 +124,16 @@ EfficientNet::EfficientNet(const EfficientNetOptions& o) : options_(o) {
   bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(BatchNorm2dOptions{num_features_, o.bn_eps,
                                                                                  o.bn_momentum}));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout));
-  classifier = register_module("classifier", std::make_shared<Linear>(num_features_, o.num_classes));
+  if (o.head == ClassifierHead::Single) {
+    classifier = register_module("classifier", std::make_shared<Linear>(num_features_, o.num_classes));
+    return;
+  }
+  EFFNET_CHECK(o.num_classes == data::kMaskClasses, "EfficientNet: the multi head predicts the 18 mask classes "
+               "(mask 3 x gender 2 x age 3), but num_classes is ", o.num_classes);
+  classifier_mask = register_module("classifier_mask", std::make_shared<Linear>(num_features_, kMaskHeadClasses[0]));
+  classifier_gender =
+      register_module("classifier_gender", std::make_shared<Linear>(num_features_, kMaskHeadClasses[1]));
+  classifier_age = register_module("classifier_age", std::make_shared<Linear>(num_features_, kMaskHeadClasses[2]));
 }
 
 Tensor EfficientNet::forward_features(const Tensor& x) {
@@ -133,8 +143,26 @@ Tensor EfficientNet::forward_features(const Tensor& x) {
   return silu(bn2->forward(conv_head->forward(y)));
 }
 
+Tensor EfficientNet::pooled(const Tensor& features) { return dropout->forward(mean(features, {2, 3})); }
+
+MaskHeadLogits EfficientNet::heads_of(const Tensor& pooled) {
+  return {classifier_mask->forward(pooled), classifier_gender->forward(pooled), classifier_age->forward(pooled)};
+}
+
 Tensor EfficientNet::forward_head(const Tensor& features) {
-  return classifier->forward(dropout->forward(mean(features, {2, 3})));
+  if (options_.head == ClassifierHead::Single) return classifier->forward(pooled(features));
+  return mask_joint_log_probs(heads_of(pooled(features)));
+}
+
+MaskHeadLogits EfficientNet::forward_heads(const Tensor& x) {
+  EFFNET_CHECK(options_.head == ClassifierHead::Multi, "EfficientNet::forward_heads: this model has a single "
+               "classifier (build it with head = multi for the mask, gender and age heads)");
+  return heads_of(pooled(forward_features(x)));
+}
+
+std::vector<std::shared_ptr<Linear>> EfficientNet::classifiers() const {
+  if (options_.head == ClassifierHead::Single) return {classifier};
+  return {classifier_mask, classifier_gender, classifier_age};
 }
 
 Tensor EfficientNet::forward(const Tensor& x) { return forward_head(forward_features(x)); }

@@ -11,6 +11,13 @@
 // -> dropout -> classifier. Drop path grows linearly from 0 at the first block to rate (n - 1) / n at the
 // last of the n blocks.
 //
+// The multi head (ClassifierHead::Multi, 18 classes only) replaces `classifier` by three heads on the same
+// pooled, dropped-out features: `classifier_mask` (3), `classifier_gender` (2) and `classifier_age` (3),
+// timm-initialised like the classifier. forward() then returns the 18-class log-probabilities
+// log p_mask + log p_gender + log p_age (losses/multi_head.h), whose softmax is the product of the heads'
+// probabilities, so the model is used like a single-head one; forward_heads() gives the heads' logits for
+// the multi-head loss.
+//
 //   variant   (w, d)      resolution      variant   (w, d)      resolution
 //   b0        (1.0, 1.0)  224             b4        (1.4, 1.8)  380
 //   b1        (1.0, 1.1)  240             b5        (1.6, 2.2)  456
@@ -29,8 +36,11 @@
 #include "layers/dropout.h"
 #include "layers/linear.h"
 #include "layers/mbconv.h"
+#include "losses/multi_head.h"
 
 namespace effnet {
+
+enum class ClassifierHead { Single, Multi };
 
 struct EfficientNetOptions {
   double width = 1.0;   // channel multiplier
@@ -42,6 +52,7 @@ struct EfficientNetOptions {
   Padding padding = Padding::Symmetric;
   double bn_eps = 1e-5;
   double bn_momentum = 0.1;
+  ClassifierHead head = ClassifierHead::Single;
 };
 
 // The options of a named variant: "efficientnet_b0" ... "efficientnet_b7", "tf_efficientnet_b0" ... "_b7".
@@ -64,9 +75,13 @@ std::vector<std::vector<BlockSpec>> efficientnet_stages(const EfficientNetOption
 class EfficientNet : public Module {
  public:
   explicit EfficientNet(const EfficientNetOptions& options);
-  Tensor forward(const Tensor& x) override;       // [N, 3, H, W] -> logits [N, num_classes]
+  // [N, 3, H, W] -> logits [N, num_classes] (single head) or 18-class log-probabilities (multi head)
+  Tensor forward(const Tensor& x) override;
   Tensor forward_features(const Tensor& x);       // -> [N, num_features, H / 32, W / 32] after bn2 + SiLU
-  Tensor forward_head(const Tensor& features);    // pool -> dropout -> classifier
+  Tensor forward_head(const Tensor& features);    // pool -> dropout -> classifier (or the joint of the heads)
+  MaskHeadLogits forward_heads(const Tensor& x);  // the multi head's three logits; an error for a single head
+  // The linear layers on the pooled features: {classifier}, or the mask, gender and age heads.
+  std::vector<std::shared_ptr<Linear>> classifiers() const;
 
   const EfficientNetOptions& options() const { return options_; }
   int64_t num_features() const { return num_features_; }
@@ -75,9 +90,13 @@ class EfficientNet : public Module {
   std::shared_ptr<BatchNorm2d> bn1, bn2;
   std::shared_ptr<Sequential> blocks;  // blocks[s][i]: Sequential of Sequentials, as timm's names need
   std::shared_ptr<Dropout> dropout;
-  std::shared_ptr<Linear> classifier;
+  std::shared_ptr<Linear> classifier;  // single head only
+  std::shared_ptr<Linear> classifier_mask, classifier_gender, classifier_age;  // multi head only
 
  private:
+  Tensor pooled(const Tensor& features);  // global average pool -> dropout
+  MaskHeadLogits heads_of(const Tensor& pooled);
+
   EfficientNetOptions options_;
   int64_t num_features_;
 };

@@ -72,9 +72,13 @@ ModelSummary summarize(const EfficientNet& const_model, const std::string& name,
   summary.rows.push_back({"head", 0, {model.num_features(), s.h, s.w},
                           model.conv_head->parameter_count() + model.bn2->parameter_count(),
                           conv_macs(*model.conv_head, s)});
-  const int64_t classes = model.classifier->out_features();
-  summary.rows.push_back({"classifier", 0, {classes}, model.classifier->parameter_count(),
-                          model.classifier->in_features() * classes});
+  SummaryRow classifier{"classifier", 0, {0}, 0, 0};  // the multi head's three heads count as one row
+  for (const std::shared_ptr<Linear>& head : model.classifiers()) {
+    classifier.output[0] += head->out_features();
+    classifier.parameters += head->parameter_count();
+    classifier.multiply_adds += head->in_features() * head->out_features();
+  }
+  summary.rows.push_back(classifier);
   for (const SummaryRow& row : summary.rows) {
     summary.parameters += row.parameters;
     summary.multiply_adds += row.multiply_adds;

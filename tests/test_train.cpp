@@ -12,6 +12,7 @@
 #include "data/demo_data.h"
 #include "io/tensorboard.h"
 #include "tests/temp_dir.h"
+#include "tests/train_fixtures.h"
 #include "tests/test_util.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -19,57 +20,21 @@
 namespace effnet::train {
 namespace {
 
-std::vector<std::string> lines_of(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-// The metrics that must not depend on an interruption (the time columns may).
-std::vector<std::string> deterministic_columns(const std::string& metrics_csv) {
-  std::vector<std::string> rows;
-  for (const std::string& line : lines_of(metrics_csv)) {
-    std::stringstream fields(line);
-    std::string field, kept;
-    for (int column = 0; std::getline(fields, field, ',') && column < 7; ++column) kept += field + ",";
-    rows.push_back(kept);
-  }
-  return rows;
-}
+using test::deterministic_columns;
+using test::fields_of;
+using test::lines_of;
 
 class TrainEndToEnd : public testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    data_ = new test::TempDir("train_e2e_data");
-    data::DemoOptions demo;
-    demo.people = 30;
-    demo.height = 40;
-    demo.width = 32;
-    demo.eval_images = 12;
-    data::write_demo_dataset(data_->path(), demo);
-  }
+  static void SetUpTestSuite() { data_ = test::write_tiny_demo("train_e2e_data").release(); }
   static void TearDownTestSuite() { delete data_; }
 
   TrainConfig tiny(const std::string& out) const {
-    TrainConfig c;
-    c.data_root = data_->path();
-    c.model = "efficientnet_b0";
-    c.crop = "32x24";
-    c.hflip = 0.5;
+    TrainConfig c = test::tiny_config(data_->path(), out);
     c.rotation = 10;
-    c.epochs = 2;
-    c.batch_size = 8;
     c.lr = 1e-3;
-    c.folds = 3;
-    c.fold = 1;
     c.workers = 2;
-    c.dropout = 0.3;
     c.drop_path = 0.1;
-    c.class_weights = "inverse";
-    c.seed = 7;
-    c.out = out;
-    c.predict = true;
     return c;
   }
 

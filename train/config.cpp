@@ -8,6 +8,8 @@
 #include <sstream>
 #include <variant>
 
+#include "data/dataset.h"
+#include "losses/multi_head.h"
 #include "tensor/error.h"
 
 namespace effnet::train {
@@ -24,6 +26,7 @@ struct Option {
   Member member;
   const char* help;
   std::vector<std::string> choices = {};  // strings only; empty = free text
+  bool integer_or_string = false;         // strings only: TOML may give an integer (data.fold = 0)
 };
 
 // The one list of options: TOML key, flag, help. Order = the order of config.toml.
@@ -34,7 +37,8 @@ const std::vector<Option>& options() {
       {"data", "age_threshold", "--age-threshold", &TrainConfig::age_threshold, "first age of the oldest band"},
       {"data", "relabel", "--relabel", &TrainConfig::relabel, "relabel CSV (path,field,value) applied on load"},
       {"data", "folds", "--folds", &TrainConfig::folds, "k of the person-wise stratified k-fold split"},
-      {"data", "fold", "--fold", &TrainConfig::fold, "validation fold, 0 .. folds-1"},
+      {"data", "fold", "--fold", &TrainConfig::fold, "validation fold, 0 .. folds-1, or all (every fold in turn)",
+       {}, true},
       {"data", "val_ratio", "--val-ratio", &TrainConfig::val_ratio, "> 0: validate on this share of people instead"},
       {"data", "workers", "--workers", &TrainConfig::workers, "data-loader threads"},
       {"data", "cache_mb", "--cache-mb", &TrainConfig::cache_mb, "cache of decoded images, MiB (0: none)"},
@@ -52,6 +56,9 @@ const std::vector<Option>& options() {
       {"augment", "equalize", "--equalize", &TrainConfig::equalize, "histogram equalisation probability"},
       {"model", "name", "--model", &TrainConfig::model, "efficientnet_b0..b7 or tf_efficientnet_b0..b7"},
       {"model", "num_classes", "--num-classes", &TrainConfig::num_classes, "classes of the classifier"},
+      {"model", "head", "--head", &TrainConfig::head,
+       "single: one classifier; multi: classifier_mask, classifier_gender, classifier_age (18 mask classes)",
+       {"single", "multi"}},
       {"model", "dropout", "--dropout", &TrainConfig::dropout, "dropout before the classifier"},
       {"model", "drop_path", "--drop-path", &TrainConfig::drop_path, "stochastic depth rate of the last block"},
       {"model", "init_weights", "--init-weights", &TrainConfig::init_weights,
@@ -83,6 +90,8 @@ const std::vector<Option>& options() {
       {"train", "label_smoothing", "--label-smoothing", &TrainConfig::label_smoothing, "label smoothing (ce)"},
       {"train", "focal_gamma", "--focal-gamma", &TrainConfig::focal_gamma, "focal loss gamma"},
       {"train", "clip_grad", "--clip-grad", &TrainConfig::clip_grad, "clip the gradient's global norm (0: off)"},
+      {"train", "head_weights", "--head-weights", &TrainConfig::head_weights,
+       "multi head: loss weights of the mask, gender and age heads"},
       {"run", "seed", "--seed", &TrainConfig::seed, "seed of initialisation, split, order and augmentation"},
       {"run", "device", "--device", &TrainConfig::device, "cpu, cuda or cuda:N"},
       {"run", "out", "--out", &TrainConfig::out, "run directory"},
@@ -97,7 +106,22 @@ std::string join(const std::vector<std::string>& values) {
   return out;
 }
 
+// A decimal integer that fits int64 ("-3" included: validate() reports the range).
+bool is_integer(const std::string& text) {
+  const size_t digits = text.rfind('-', 0) == 0 ? 1 : 0;
+  return text.size() > digits && text.size() - digits < 19 &&
+         text.find_first_not_of("0123456789", digits) == std::string::npos;
+}
+
 }  // namespace
+
+bool all_folds(const TrainConfig& config) { return config.fold == "all"; }
+
+int64_t fold_index(const TrainConfig& config) {
+  EFFNET_CHECK(is_integer(config.fold), "config: data.fold is '", config.fold,
+               "'; accepted: all, or a fold index 0 .. folds-1");
+  return std::stoll(config.fold);
+}
 
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const char* option) {
   if (text.empty()) return {0, 0};
@@ -141,8 +165,13 @@ void load_toml(const std::string& path, TrainConfig& config) {
           [&](auto member) {
             using T = std::remove_cvref_t<decltype(config.*member)>;
             if constexpr (std::is_same_v<T, std::string>) {
+              if (option->integer_or_string && value.is_integer()) {
+                config.*member = std::to_string(*value.template value<int64_t>());
+                return;
+              }
               auto v = value.template value<std::string>();
-              EFFNET_CHECK(v.has_value(), path, ": '", name, "' must be a string");
+              EFFNET_CHECK(v.has_value(), path, ": '", name, "' must be a string",
+                           option->integer_or_string ? " or an integer" : "");
               config.*member = *v;
             } else if constexpr (std::is_same_v<T, bool>) {
               auto v = value.template value<bool>();
@@ -172,8 +201,14 @@ std::string to_toml(const TrainConfig& config) {
     std::visit(
         [&](auto member) {
           using T = std::remove_cvref_t<decltype(config.*member)>;
-          if constexpr (std::is_same_v<T, uint64_t>) section.insert(o.key, static_cast<int64_t>(config.*member));
-          else section.insert(o.key, config.*member);
+          if constexpr (std::is_same_v<T, uint64_t>) {
+            section.insert(o.key, static_cast<int64_t>(config.*member));
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            if (o.integer_or_string && is_integer(config.*member)) section.insert(o.key, std::stoll(config.*member));
+            else section.insert(o.key, config.*member);
+          } else {
+            section.insert(o.key, config.*member);
+          }
         },
         o.member);
   }
@@ -218,7 +253,11 @@ void validate(const TrainConfig& c) {
     }
   }
   require(c.folds >= 2 || c.val_ratio > 0, "data.folds must be >= 2 (or set data.val_ratio)");
-  require(c.val_ratio > 0 || (c.fold >= 0 && c.fold < c.folds), "data.fold must be in [0, folds)");
+  require(all_folds(c) || is_integer(c.fold), "data.fold is '" + c.fold + "'; accepted: all, or a fold index 0 .. " +
+                                                 std::to_string(c.folds - 1));
+  require(!all_folds(c) || c.val_ratio == 0, "data.fold = all needs the k-fold split (data.val_ratio = 0)");
+  require(c.val_ratio > 0 || all_folds(c) || (fold_index(c) >= 0 && fold_index(c) < c.folds),
+          "data.fold is " + c.fold + "; accepted: all, or a fold index 0 .. " + std::to_string(c.folds - 1));
   require(c.val_ratio >= 0 && c.val_ratio < 1, "data.val_ratio must be in [0, 1)");
   require(c.workers >= 1 && c.workers <= 64, "data.workers must be in [1, 64]");
   require(c.cache_mb >= 0, "data.cache_mb must not be negative");
@@ -228,6 +267,9 @@ void validate(const TrainConfig& c) {
   require(c.rotation >= 0 && c.rotation <= 180, "augment.rotation must be in [0, 180] degrees");
   require(c.hue >= 0 && c.hue <= 0.5, "augment.hue must be in [0, 0.5]");
   require(c.num_classes >= 2, "model.num_classes must be >= 2");
+  require(c.head == "single" || (c.data_format == "mask" && c.num_classes == data::kMaskClasses),
+          "model.head = multi (mask, gender and age heads) needs the 18 mask classes: data.format = mask and "
+          "model.num_classes = 18");
   require(c.dropout >= 0 && c.dropout < 1, "model.dropout must be in [0, 1)");
   require(c.drop_path >= 0 && c.drop_path < 1, "model.drop_path must be in [0, 1)");
   require(c.epochs >= 1, "train.epochs must be >= 1");
@@ -236,6 +278,7 @@ void validate(const TrainConfig& c) {
   require(c.weight_decay >= 0, "train.weight_decay must not be negative");
   require(c.label_smoothing >= 0 && c.label_smoothing < 1, "train.label_smoothing must be in [0, 1)");
   require(c.clip_grad >= 0, "train.clip_grad must not be negative");
+  parse_head_weights(c.head_weights, "config: train.head_weights");
 }
 
 }  // namespace effnet::train

@@ -2,16 +2,21 @@
 // flags, and saved fully resolved in the run directory. Every option is declared once, in config.cpp's
 // table (TOML key, flag, help text, default, accepted values), which drives all three.
 //
+// data.fold is a string: "all" (every fold in turn, train/trainer.h) or a fold index. TOML accepts it as an
+// integer (fold = 0, as older configs have it) or a string (fold = "all"); config.toml writes an index as
+// an integer.
+//
 //   [data]     root, format (mask | folder), age_threshold, relabel, folds, fold, val_ratio, workers,
 //              cache_mb, balanced_sampler
 //   [augment]  crop (HxW), img_size (HxW resize first), rotation, hflip, brightness, contrast, saturation,
 //              hue, grayscale, equalize
-//   [model]    name, num_classes, dropout, drop_path, init_weights
+//   [model]    name, num_classes, head (single | multi: mask, gender and age heads), dropout, drop_path,
+//              init_weights
 //   [train]    epochs, batch_size, lr, optimizer (adamp | adam | adamw | sgd | sgdp | madgrad), momentum,
 //              weight_decay, scheduler (constant | step | multistep | cosine | cosine_restarts), warmup_epochs,
 //              step_size, milestones, gamma, t0, t_mult, min_lr, loss (e.g. "ce" or "ce:0.7+f1:0.3"),
 //              class_weights (none | inverse), class_weight_power, class_weight_scale, label_smoothing,
-//              focal_gamma, clip_grad
+//              focal_gamma, clip_grad, head_weights (multi head: "mask,gender,age", e.g. "1,1,1")
 //   [run]      seed, device, out, predict
 #pragma once
 
@@ -32,7 +37,7 @@ struct TrainConfig {
   int64_t age_threshold = 60;
   std::string relabel;
   int64_t folds = 5;
-  int64_t fold = 0;
+  std::string fold = "0";  // "all" or 0 .. folds-1
   double val_ratio = 0;  // > 0: a ratio split instead of k-fold
   int64_t workers = 2;
   int64_t cache_mb = 0;
@@ -46,6 +51,7 @@ struct TrainConfig {
   // model
   std::string model = "efficientnet_b0";
   int64_t num_classes = 18;
+  std::string head = "single";
   double dropout = 0, drop_path = 0;
   std::string init_weights;
   // train
@@ -68,6 +74,7 @@ struct TrainConfig {
   double label_smoothing = 0;
   double focal_gamma = 2;
   double clip_grad = 0;  // 0: no clipping
+  std::string head_weights = "1,1,1";
   // run
   uint64_t seed = 0;
   std::string device = "cpu";
@@ -86,6 +93,11 @@ void add_flags(CLI::App& app, TrainConfig& flags);
 void apply_given_flags(const CLI::App& app, const TrainConfig& flags, TrainConfig& config);
 // Checks values and combinations; throws an Error listing what is accepted.
 void validate(const TrainConfig& config);
+
+// data.fold = "all"?
+bool all_folds(const TrainConfig& config);
+// data.fold as an index; throws naming data.fold unless it is a decimal integer.
+int64_t fold_index(const TrainConfig& config);
 
 // "384x320" or "384" -> {384, 320} / {384, 384}; "" -> {0, 0}. Throws naming the option.
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const char* option);

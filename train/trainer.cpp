@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -9,17 +11,21 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "autograd/grad_mode.h"
 #include "data/loader.h"
 #include "data/split.h"
+#include "io/safetensors.h"
 #include "io/tensorboard.h"
 #include "losses/class_weights.h"
 #include "losses/loss_spec.h"
 #include "losses/losses.h"
 #include "losses/metrics.h"
+#include "losses/multi_head.h"
 #include "models/efficientnet.h"
 #include "models/weights.h"
 #include "optim/adam.h"
@@ -99,10 +105,80 @@ LRScheduleOptions schedule_for(const TrainConfig& c) {
   return s;
 }
 
-Tensor labels_of(const std::vector<data::Sample>& samples) {
-  std::vector<double> labels;
-  for (const data::Sample& s : samples) labels.push_back(static_cast<double>(s.label));
-  return from_vector(labels, {static_cast<int64_t>(labels.size())}, kInt64);
+std::vector<int64_t> counts_of(const std::vector<int64_t>& labels, int64_t classes) {
+  std::vector<double> values(labels.begin(), labels.end());
+  return count_classes(from_vector(values, {static_cast<int64_t>(values.size())}, kInt64), classes);
+}
+
+// The loss of the configured head and the scores it classifies by: the logits (single head) or the
+// multi head's 18-class log-probabilities; argmax and softmax treat both alike.
+class Criterion {
+ public:
+  Criterion(const TrainConfig& c, const std::vector<data::Sample>& train_samples, Device device) {
+    std::vector<int64_t> labels;
+    for (const data::Sample& s : train_samples) labels.push_back(s.label);
+    auto options_for = [&](const std::vector<int64_t>& head_labels, int64_t classes) {
+      LossOptions o;
+      o.label_smoothing = c.label_smoothing;
+      o.focal_gamma = c.focal_gamma;
+      if (c.class_weights == "inverse") {
+        const std::vector<double> w = class_weights_from_counts(counts_of(head_labels, classes),
+                                                                {c.class_weight_power, c.class_weight_scale});
+        o.class_weights = from_vector(w, {classes}, TensorOptions(kFloat32, device));
+      }
+      return o;
+    };
+    if (c.head == "single") {
+      single_.emplace(c.loss, options_for(labels, c.num_classes));
+      return;
+    }
+    // Each head weighted by its own classes' counts (losses/multi_head.h).
+    const std::array<std::vector<int64_t>, kMaskHeadCount> heads = mask_head_labels(labels);
+    std::array<LossOptions, kMaskHeadCount> options;
+    for (int64_t h = 0; h < kMaskHeadCount; ++h) options[h] = options_for(heads[h], kMaskHeadClasses[h]);
+    multi_.emplace(c.loss, parse_head_weights(c.head_weights, "train.head_weights"), std::move(options));
+  }
+
+  // {loss, scores [N, C]} of one batch.
+  std::pair<Tensor, Tensor> operator()(EfficientNet& model, const Tensor& images, const Tensor& labels) const {
+    if (single_) {
+      Tensor logits = model.forward(images);
+      return {(*single_)(logits, labels), logits};
+    }
+    const MaskHeadLogits heads = model.forward_heads(images);
+    return {(*multi_)(heads, labels), mask_joint_log_probs(heads)};
+  }
+
+ private:
+  std::optional<WeightedLoss> single_;
+  std::optional<MultiHeadLoss> multi_;
+};
+
+// ImageNet weights from timm hold one 1000-class `classifier`: it is skipped when its shape differs, and a
+// multi-head model starts its three heads from their initialisation unless the file has them too.
+void load_init_weights(EfficientNet& model, const TrainConfig& c) {
+  LoadOptions options;
+  options.skip_mismatched_classifier = true;
+  if (c.head == "multi") {
+    options.strict = false;
+    options.classifier_prefix = "classifier";
+  }
+  const LoadReport report = load_weights(model, c.init_weights, options);
+  auto classifier_only = [](const std::vector<std::string>& names) {
+    return std::all_of(names.begin(), names.end(), [](const std::string& n) { return n.rfind("classifier", 0) == 0; });
+  };
+  EFFNET_CHECK(classifier_only(report.missing) && classifier_only(report.unexpected), "model.init_weights ",
+               c.init_weights, ": the file does not match the model apart from its classifiers:\n", report.str());
+  std::printf("init weights: %s", report.str().c_str());
+}
+
+TrainConfig saved_config(const std::string& dir) {
+  const std::string saved = dir + "/config.toml";
+  EFFNET_CHECK(std::filesystem::exists(saved), "--resume ", dir, ": no config.toml there (not an effnet run?)");
+  TrainConfig config;
+  load_toml(saved, config);
+  config.out = dir;
+  return config;
 }
 
 // A progress line redrawn in place on a terminal; nothing per step otherwise.
@@ -128,18 +204,11 @@ class Progress {
   int64_t batch_size_;
 };
 
-}  // namespace
-
-int run_training(TrainConfig config, const RunOptions& run) {
+// One run directory: one fold, or a ratio split. `steps` counts the optimizer steps of this call across the
+// folds (RunOptions::interrupt_after_steps); an interruption tells to resume `resume_dir`.
+int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, int64_t& steps,
+              const std::string& resume_dir) {
   namespace fs = std::filesystem;
-  const bool resuming = !run.resume_dir.empty();
-  if (resuming) {
-    const std::string saved = run.resume_dir + "/config.toml";
-    EFFNET_CHECK(fs::exists(saved), "--resume ", run.resume_dir, ": no config.toml there (not an effnet run?)");
-    config = TrainConfig{};
-    load_toml(saved, config);
-    config.out = run.resume_dir;
-  }
   validate(config);
   const std::string dir = config.out;
   if (!resuming) {
@@ -160,7 +229,8 @@ int run_training(TrainConfig config, const RunOptions& run) {
   EFFNET_CHECK(static_cast<int64_t>(dataset.class_names.size()) == config.num_classes, "the dataset has ",
                dataset.class_names.size(), " classes but model.num_classes is ", config.num_classes);
   const data::Split split = config.val_ratio > 0 ? data::ratio_split(dataset.samples, config.val_ratio, config.seed)
-                                                 : data::kfold_split(dataset.samples, config.folds, config.fold, config.seed);
+                                                 : data::kfold_split(dataset.samples, config.folds,
+                                                                     fold_index(config), config.seed);
   if (!resuming) data::write_split_csv(dir + "/split.csv", dataset.samples, split);
   std::vector<data::Sample> train_samples, val_samples;
   for (int64_t i : split.train) train_samples.push_back(dataset.samples[i]);
@@ -182,27 +252,10 @@ int run_training(TrainConfig config, const RunOptions& run) {
   data::DataLoader val_loader(val_samples, transforms_for(config, false), val_loading);
 
   // ---- model, loss, optimizer, schedule
-  EfficientNetOptions model_options = efficientnet_options(config.model);
-  model_options.num_classes = config.num_classes;
-  model_options.dropout = config.dropout;
-  model_options.drop_path = config.drop_path;
-  EfficientNet model(model_options);
-  if (!config.init_weights.empty() && !resuming) {
-    LoadOptions skip_classifier;
-    skip_classifier.skip_mismatched_classifier = true;
-    std::printf("init weights: %s", load_weights(model, config.init_weights, skip_classifier).str().c_str());
-  }
+  EfficientNet model(model_options(config));
+  if (!config.init_weights.empty() && !resuming) load_init_weights(model, config);
   model.to(device);
-
-  LossOptions loss_options;
-  loss_options.label_smoothing = config.label_smoothing;
-  loss_options.focal_gamma = config.focal_gamma;
-  if (config.class_weights == "inverse") {
-    const std::vector<int64_t> counts = count_classes(labels_of(train_samples), config.num_classes);
-    std::vector<double> w = class_weights_from_counts(counts, {config.class_weight_power, config.class_weight_scale});
-    loss_options.class_weights = from_vector(w, {config.num_classes}, TensorOptions(kFloat32, device));
-  }
-  const WeightedLoss loss_fn(config.loss, loss_options);
+  const Criterion criterion(config, train_samples, device);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config, model);
   LRScheduler scheduler(*optimizer, schedule_for(config));
 
@@ -216,7 +269,6 @@ int run_training(TrainConfig config, const RunOptions& run) {
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   const std::vector<std::string>& names = dataset.class_names;
-  int64_t steps = 0;
   Progress progress(config.batch_size);
 
   for (int64_t epoch = state.epoch; epoch < config.epochs; ++epoch) {
@@ -227,8 +279,7 @@ int run_training(TrainConfig config, const RunOptions& run) {
     const auto started = Clock::now();
     int64_t batch_index = state.batch;
     while (std::optional<data::Batch> batch = train_loader.next()) {
-      const Tensor logits = model.forward(batch->images);
-      const Tensor loss = loss_fn(logits, batch->labels);
+      const auto [loss, scores] = criterion(model, batch->images, batch->labels);
       const double value = loss.item();
       if (!std::isfinite(value)) {
         progress.end_epoch();
@@ -245,7 +296,7 @@ int run_training(TrainConfig config, const RunOptions& run) {
       scheduler.step_iteration();
       const int64_t n = batch->images.size(0);
       state.loss_sum += value * static_cast<double>(n);
-      state.correct += static_cast<int64_t>(sum(eq(cast(argmax(logits, 1), kFloat32), cast(batch->labels, kFloat32))).item());
+      state.correct += static_cast<int64_t>(sum(eq(cast(argmax(scores, 1), kFloat32), cast(batch->labels, kFloat32))).item());
       state.seen += n;
       ++batch_index;
       ++steps;
@@ -258,8 +309,9 @@ int run_training(TrainConfig config, const RunOptions& run) {
         state.batch = batch_index;
         state.seconds = seconds;
         save_checkpoint(dir + "/last.ckpt", model, *optimizer, scheduler, state);
-        std::printf("interrupted at epoch %lld, batch %lld: continue with --resume %s\n",
-                    static_cast<long long>(epoch + 1), static_cast<long long>(batch_index), dir.c_str());
+        std::printf("interrupted at epoch %lld, batch %lld%s: continue with --resume %s\n",
+                    static_cast<long long>(epoch + 1), static_cast<long long>(batch_index),
+                    dir == resume_dir ? "" : (" of " + dir).c_str(), resume_dir.c_str());
         return 4;
       }
     }
@@ -280,13 +332,16 @@ int run_training(TrainConfig config, const RunOptions& run) {
       autograd::NoGradGuard no_grad;
       val_loader.start_epoch(0);
       while (std::optional<data::Batch> batch = val_loader.next()) {
-        const Tensor logits = model.forward(batch->images);
-        val_loss_sum += loss_fn(logits, batch->labels).item() * static_cast<double>(batch->images.size(0));
-        confusion.add(argmax(logits, 1), batch->labels);
-        probabilities.push_back(softmax(logits, 1).to(Device::cpu()));
-        for (int64_t i : batch->indices) {
-          val_labels.push_back(val_samples[i].label);
-          val_ids.push_back(val_samples[i].path);
+        const auto [loss, scores] = criterion(model, batch->images, batch->labels);
+        val_loss_sum += loss.item() * static_cast<double>(batch->images.size(0));
+        confusion.add(argmax(scores, 1), batch->labels);
+        probabilities.push_back(softmax(scores, 1).to(Device::cpu()));
+        // Rows by position, as test_probs.csv: every validation image once (oof_probs.csv needs each), an
+        // undecodable one holding the prediction of the image the loader put in its place.
+        for (int64_t j = 0; j < batch->images.size(0); ++j) {
+          const data::Sample& sample = val_samples[val_ids.size()];
+          val_labels.push_back(sample.label);
+          val_ids.push_back(sample.path);
         }
       }
     }
@@ -342,6 +397,180 @@ int run_training(TrainConfig config, const RunOptions& run) {
     std::printf("predicted %zu images: %s/submission.csv\n", image_ids.size(), dir.c_str());
   }
   return 0;
+}
+
+std::string fold_dir(const std::string& dir, int64_t fold) { return dir + "/fold_" + std::to_string(fold); }
+
+enum class FoldState { NotStarted, Started, Finished };
+
+// From the fold's own files: last.ckpt's epoch says whether training ended, submission.csv (written last)
+// whether the prediction did.
+FoldState fold_state(const std::string& dir) {
+  if (!std::filesystem::exists(dir + "/last.ckpt")) return FoldState::NotStarted;
+  const TrainConfig config = saved_config(dir);
+  const safetensors::File checkpoint = safetensors::load(dir + "/last.ckpt");
+  const auto epoch = checkpoint.metadata.find("loop.epoch");
+  EFFNET_CHECK(epoch != checkpoint.metadata.end(), dir, "/last.ckpt: not an effnet checkpoint (no loop.epoch)");
+  const bool trained = std::stoll(epoch->second) >= config.epochs;
+  const bool predicted = !config.predict || std::filesystem::exists(dir + "/submission.csv");
+  return trained && predicted ? FoldState::Finished : FoldState::Started;
+}
+
+// The first index of the largest value, as argmax.
+int64_t most_probable(const std::vector<std::string>& row) {
+  int64_t best = 0;
+  for (size_t c = 2; c < row.size(); ++c)
+    if (std::stod(row[c]) > std::stod(row[static_cast<size_t>(best) + 2])) best = static_cast<int64_t>(c - 2);
+  return best;
+}
+
+std::string number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6f", v);
+  return text;
+}
+
+// oof_probs.csv and cv_metrics.csv from the folds' val_probs.csv and metrics.csv (see trainer.h).
+void write_cross_validation(const TrainConfig& config, const std::string& dir) {
+  const data::CsvTable order = data::read_csv(fold_dir(dir, 0) + "/split.csv");
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < order.rows.size(); ++i) position[order.rows[i][order.column("path")]] = i;
+  std::vector<std::vector<std::string>> oof(order.rows.size());
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> folds;
+  double f1_sum = 0, accuracy_sum = 0;
+  for (int64_t k = 0; k < config.folds; ++k) {
+    const data::CsvTable val = data::read_csv(fold_dir(dir, k) + "/val_probs.csv");
+    if (k == 0) header = val.header;
+    EFFNET_CHECK(val.header == header && header.size() > 3 && header[0] == "id" && header[1] == "label", val.name,
+                 ": expected the columns id,label,p0.. of ", fold_dir(dir, 0), "/val_probs.csv");
+    for (size_t r = 0; r < val.rows.size(); ++r) {
+      const auto found = position.find(val.rows[r][0]);
+      EFFNET_CHECK(found != position.end(), val.name, ":", val.lines[r], ": '", val.rows[r][0], "' is not in ",
+                   order.name);
+      EFFNET_CHECK(oof[found->second].empty(), val.name, ":", val.lines[r], ": '", val.rows[r][0],
+                   "' was already validated by an earlier fold");
+      oof[found->second] = val.rows[r];
+    }
+    // The best epoch: the first with the largest macro-F1, as the run chose best.safetensors.
+    const data::CsvTable metrics = data::read_csv(fold_dir(dir, k) + "/metrics.csv");
+    const std::vector<std::string>* best = nullptr;
+    for (const std::vector<std::string>& row : metrics.rows) {
+      const double f1 = std::stod(row[metrics.column("val_macro_f1")]);
+      if (best == nullptr || f1 > std::stod((*best)[metrics.column("val_macro_f1")])) best = &row;
+    }
+    EFFNET_CHECK(best != nullptr, metrics.name, ": no epoch recorded");
+    const double f1 = std::stod((*best)[metrics.column("val_macro_f1")]);
+    const double accuracy = std::stod((*best)[metrics.column("val_acc")]);
+    f1_sum += f1;
+    accuracy_sum += accuracy;
+    folds.push_back({std::to_string(k), std::to_string(val.rows.size()), (*best)[metrics.column("epoch")],
+                     number(f1), number(accuracy)});
+  }
+  for (size_t i = 0; i < oof.size(); ++i) {
+    EFFNET_CHECK(!oof[i].empty(), dir, ": no fold validated '", order.rows[i][order.column("path")],
+                 "' (the folds' val_probs.csv must cover ", order.name, ")");
+  }
+  data::write_csv(dir + "/oof_probs.csv", header, oof);
+
+  ConfusionMatrix pooled(static_cast<int64_t>(header.size()) - 2);
+  std::vector<int64_t> predictions, labels;
+  for (const std::vector<std::string>& row : oof) {
+    predictions.push_back(most_probable(row));
+    labels.push_back(std::stoll(row[1]));
+  }
+  pooled.add(predictions, labels);
+  const double k = static_cast<double>(config.folds);
+  const std::string images = std::to_string(oof.size());
+  folds.push_back({"mean", images, "", number(f1_sum / k), number(accuracy_sum / k)});
+  folds.push_back({"oof", images, "", number(pooled.macro_f1()), number(pooled.accuracy())});
+  data::write_csv(dir + "/cv_metrics.csv", {"fold", "images", "best_epoch", "macro_f1", "accuracy"}, folds);
+  std::printf("cross-validation, %lld folds: out-of-fold macro-F1 %.4f, accuracy %.4f over %zu images (folds' "
+              "best macro-F1: mean %.4f); %s/cv_metrics.csv\n",
+              static_cast<long long>(config.folds), pooled.macro_f1(), pooled.accuracy(), oof.size(), f1_sum / k,
+              dir.c_str());
+}
+
+// test_probs.csv and submission.csv: the mean of the folds' test probabilities (soft voting).
+void write_fold_ensemble(const TrainConfig& config, const std::string& dir) {
+  std::vector<std::string> ids, header;
+  std::vector<double> total;
+  for (int64_t k = 0; k < config.folds; ++k) {
+    const data::CsvTable fold = data::read_csv(fold_dir(dir, k) + "/test_probs.csv");
+    if (k == 0) {
+      header = fold.header;
+      for (const std::vector<std::string>& row : fold.rows) ids.push_back(row[0]);
+      total.assign(ids.size() * (header.size() - 2), 0.0);
+    }
+    EFFNET_CHECK(fold.header == header && fold.rows.size() == ids.size(), fold.name, ": expected the columns and ",
+                 ids.size(), " rows of ", fold_dir(dir, 0), "/test_probs.csv");
+    for (size_t r = 0; r < ids.size(); ++r) {
+      EFFNET_CHECK(fold.rows[r][0] == ids[r], fold.name, ":", fold.lines[r], ": image '", fold.rows[r][0],
+                   "' where fold 0 has '", ids[r], "'");
+      for (size_t c = 2; c < header.size(); ++c) total[r * (header.size() - 2) + c - 2] += std::stod(fold.rows[r][c]);
+    }
+  }
+  for (double& p : total) p /= static_cast<double>(config.folds);
+  const Tensor mean = from_vector(total, {static_cast<int64_t>(ids.size()), static_cast<int64_t>(header.size()) - 2},
+                                  kFloat64);
+  write_probabilities_csv(dir + "/test_probs.csv", ids, std::vector<int64_t>(ids.size(), -1), mean);
+  write_submission_csv(dir + "/submission.csv", ids, mean);
+  std::printf("soft vote of %lld folds over %zu images: %s/submission.csv\n", static_cast<long long>(config.folds),
+              ids.size(), dir.c_str());
+}
+
+int train_all_folds(const TrainConfig& config, bool resuming, const RunOptions& run, int64_t& steps) {
+  namespace fs = std::filesystem;
+  const std::string dir = config.out;
+  if (!resuming) {
+    EFFNET_CHECK(!fs::exists(fold_dir(dir, 0)) && !fs::exists(dir + "/metrics.csv") && !fs::exists(dir + "/last.ckpt"),
+                 "run directory ", dir, " already holds a run: continue it with --resume ", dir,
+                 " or choose another --out");
+    fs::create_directories(dir);
+    write_text_file(dir + "/config.toml", to_toml(config));
+  }
+  for (int64_t k = 0; k < config.folds; ++k) {
+    const std::string fold_out = fold_dir(dir, k);
+    const FoldState state = fold_state(fold_out);
+    std::printf("fold %lld of %lld: %s\n", static_cast<long long>(k), static_cast<long long>(config.folds),
+                state == FoldState::Finished ? (fold_out + " is finished").c_str()
+                : state == FoldState::Started ? ("resuming " + fold_out).c_str()
+                                               : fold_out.c_str());
+    std::fflush(stdout);
+    if (state == FoldState::Finished) continue;
+    TrainConfig fold = config;
+    if (state == FoldState::Started) {
+      fold = saved_config(fold_out);  // as a lone --resume: the fold's own config.toml wins
+    } else {
+      fold.fold = std::to_string(k);
+      fold.out = fold_out;
+    }
+    const int code = train_one(fold, state == FoldState::Started, run, steps, dir);
+    if (code != 0) return code;
+  }
+  write_cross_validation(config, dir);
+  if (config.predict) write_fold_ensemble(config, dir);
+  return 0;
+}
+
+}  // namespace
+
+EfficientNetOptions model_options(const TrainConfig& config) {
+  EfficientNetOptions options = efficientnet_options(config.model);
+  options.num_classes = config.num_classes;
+  options.dropout = config.dropout;
+  options.drop_path = config.drop_path;
+  options.head = config.head == "multi" ? ClassifierHead::Multi : ClassifierHead::Single;
+  return options;
+}
+
+int run_training(TrainConfig config, const RunOptions& run) {
+  const bool resuming = !run.resume_dir.empty();
+  if (resuming) config = saved_config(run.resume_dir);
+  validate(config);
+  int64_t steps = 0;
+  if (all_folds(config)) return train_all_folds(config, resuming, run, steps);
+  return train_one(config, resuming, run, steps, config.out);
 }
 
 }  // namespace effnet::train
