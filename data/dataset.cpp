@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/atomic_file.h"
 #include "tensor/error.h"
 
 namespace effnet::data {
@@ -119,6 +120,24 @@ void apply_relabel(const std::string& file, std::vector<Person>& people,
       EFFNET_FAIL(at, ": unknown field '", field, "' (expected gender, age or mask-swap)");
     }
   }
+}
+
+// The image files below a folder, recursively, dot-names (and what is inside dot-folders) skipped, sorted.
+std::vector<std::string> images_below(const fs::path& folder) {
+  std::vector<std::string> files;
+  std::error_code error;
+  fs::recursive_directory_iterator it(folder, error);
+  for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (is_dot_name(name)) {
+      if (it->is_directory()) it.disable_recursion_pending();
+    } else if (!image_stem(name).empty() && it->is_regular_file()) {
+      files.push_back(it->path().string());
+    }
+  }
+  EFFNET_CHECK(!error, folder.string(), ": cannot list the folder: ", error.message());
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 // The seven image files of one person in sample order, or a problem (and an empty result).
@@ -308,20 +327,7 @@ void write_csv(const std::string& path, const std::vector<std::string>& header,
   };
   append_record(header);
   for (const auto& row : rows) append_record(row);
-  const std::string temporary = path + ".tmp";
-  std::FILE* file = std::fopen(temporary.c_str(), "wb");
-  EFFNET_CHECK(file != nullptr, path, ": cannot open '", temporary, "' for writing: ", std::strerror(errno));
-  const bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size();
-  const int write_error = errno;
-  if (std::fclose(file) != 0 || !written) {
-    std::remove(temporary.c_str());
-    EFFNET_FAIL(path, ": cannot write: ", std::strerror(written ? errno : write_error));
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int rename_error = errno;
-    std::remove(temporary.c_str());
-    EFFNET_FAIL(path, ": cannot rename '", temporary, "' over it: ", std::strerror(rename_error));
-  }
+  io::write_file_atomically(path, text);
 }
 
 Dataset load_mask_train(const std::string& root, const MaskOptions& options) {
@@ -422,21 +428,9 @@ Dataset load_image_folder(const std::string& root) {
   EFFNET_CHECK(!dataset.class_names.empty(), root, ": no class folders");
   for (size_t label = 0; label < dataset.class_names.size(); ++label) {
     const fs::path class_folder = fs::path(root) / dataset.class_names[label];
-    std::vector<std::string> files;
-    std::error_code error;
-    fs::recursive_directory_iterator it(class_folder, error);
-    for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
-      const std::string name = it->path().filename().string();
-      if (is_dot_name(name)) {
-        if (it->is_directory()) it.disable_recursion_pending();
-      } else if (!image_stem(name).empty() && it->is_regular_file()) {
-        files.push_back(it->path().string());
-      }
-    }
-    EFFNET_CHECK(!error, class_folder.string(), ": cannot list the folder: ", error.message());
+    const std::vector<std::string> files = images_below(class_folder);
     if (files.empty()) dataset.problems.push_back(class_folder.string() + ": no images");
-    std::sort(files.begin(), files.end());
-    for (std::string& file : files) {
+    for (const std::string& file : files) {
       Sample s;
       s.path = file;
       s.label = static_cast<int64_t>(label);
@@ -445,6 +439,21 @@ Dataset load_image_folder(const std::string& root) {
       dataset.samples.push_back(std::move(s));
     }
   }
+  return dataset;
+}
+
+Dataset load_image_list(const std::string& folder, std::vector<std::string>* ids) {
+  EFFNET_CHECK(fs::is_directory(folder), folder, ": not a folder (expected the images to predict)");
+  Dataset dataset;
+  if (ids != nullptr) ids->clear();
+  for (const std::string& file : images_below(folder)) {
+    Sample s;
+    s.path = file;
+    s.group = fs::relative(file, folder).generic_string();
+    if (ids != nullptr) ids->push_back(s.group);
+    dataset.samples.push_back(std::move(s));
+  }
+  EFFNET_CHECK(!dataset.samples.empty(), folder, ": no .jpg, .jpeg or .png images below it");
   return dataset;
 }
 

@@ -52,6 +52,9 @@ Dataset load_mask_train(const std::string& root, const MaskOptions& options = {}
 // The prediction set in info.csv order; image_ids receives the ImageID column (for the submission).
 Dataset load_mask_eval(const std::string& root, std::vector<std::string>* image_ids = nullptr);
 Dataset load_image_folder(const std::string& root);
+// Unlabelled images to predict: every image below `folder`, sorted by path; ids receives each one's path
+// relative to the folder (the ImageID of a submission). No images is an Error.
+Dataset load_image_list(const std::string& folder, std::vector<std::string>* ids = nullptr);
 
 // Decisions where the layout leaves room (tests/test_dataset.cpp pins each):
 //  - train.csv needs the columns gender, age and path (any order; others, such as id and race, are

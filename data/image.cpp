@@ -24,6 +24,9 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <string_view>
+
+#include "io/atomic_file.h"
 
 namespace effnet::data {
 namespace {
@@ -196,26 +199,6 @@ void check_writable(const std::string& path, const Image& image) {
                image.pixels.size(), " bytes");
 }
 
-// Writes `bytes` to path.tmp, then renames it over path.
-void write_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string temporary = path + ".tmp";
-  std::FILE* file = std::fopen(temporary.c_str(), "wb");
-  if (file == nullptr) EFFNET_FAIL("cannot write '", path, "': ", std::strerror(errno));
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-  const int write_error = errno;
-  if (std::fclose(file) != 0 || !written) {
-    const int error = written ? errno : write_error;
-    std::remove(temporary.c_str());
-    EFFNET_FAIL("cannot write '", path, "': ", std::strerror(error));
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    std::remove(temporary.c_str());
-    EFFNET_FAIL("cannot write '", path,
-                "': cannot rename the temporary file over it: ", std::strerror(error));
-  }
-}
-
 }  // namespace
 
 Image decode_image(const std::string& path) {
@@ -259,7 +242,7 @@ void write_png(const std::string& path, const Image& image) {
   if (!stbi_write_png_to_func(append_bytes, &bytes, width, height, 3, image.pixels.data(), width * 3)) {
     EFFNET_FAIL("cannot write '", path, "': PNG encoding failed");
   }
-  write_atomically(path, bytes);
+  io::write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 void write_jpeg(const std::string& path, const Image& image, int quality) {
@@ -271,7 +254,7 @@ void write_jpeg(const std::string& path, const Image& image, int quality) {
   if (!stbi_write_jpg_to_func(append_bytes, &bytes, width, height, 3, image.pixels.data(), quality)) {
     EFFNET_FAIL("cannot write '", path, "': JPEG encoding failed");
   }
-  write_atomically(path, bytes);
+  io::write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace effnet::data

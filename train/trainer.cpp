@@ -19,6 +19,8 @@
 #include "autograd/grad_mode.h"
 #include "data/loader.h"
 #include "data/split.h"
+#include "ensemble/voting.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "io/tensorboard.h"
 #include "losses/class_weights.h"
@@ -47,23 +49,6 @@ extern "C" void request_stop(int) { stop_requested = true; }
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-data::TransformConfig transforms_for(const TrainConfig& c, bool training) {
-  data::TransformConfig t;
-  std::tie(t.crop_h, t.crop_w) = parse_size(c.crop, "augment.crop");
-  std::tie(t.resize_h, t.resize_w) = parse_size(c.img_size, "augment.img_size");
-  if (training) {
-    t.rotation_degrees = c.rotation;
-    t.hflip = c.hflip;
-    t.brightness = c.brightness;
-    t.contrast = c.contrast;
-    t.saturation = c.saturation;
-    t.hue = c.hue;
-    t.grayscale = c.grayscale;
-    t.equalize = c.equalize;
-  }
-  return t;
-}
 
 // The optimizer of the config, with its lr, weight decay and (where it has one) momentum.
 template <class Opt, class Options>
@@ -215,7 +200,7 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
     EFFNET_CHECK(!fs::exists(dir + "/metrics.csv") && !fs::exists(dir + "/last.ckpt"), "run directory ", dir,
                  " already holds a run: continue it with --resume ", dir, " or choose another --out");
     fs::create_directories(dir);
-    write_text_file(dir + "/config.toml", to_toml(config));
+    io::write_file_atomically(dir + "/config.toml", to_toml(config));
   }
   const Device device = Device::parse(config.device);
   manual_seed(config.seed);
@@ -246,6 +231,8 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
   loading.cache_bytes = static_cast<size_t>(config.cache_mb) << 20;
   data::LoaderOptions train_loading = loading;
   if (config.balanced_sampler) train_loading.sample_weights = data::class_balanced_weights(train_samples);
+  // Batch norm cannot train on one image: a last batch of one is dropped (PyTorch would fail on it).
+  train_loading.drop_last = static_cast<int64_t>(train_samples.size()) % config.batch_size == 1;
   data::LoaderOptions val_loading = loading;
   val_loading.shuffle = false;
   data::DataLoader train_loader(train_samples, transforms_for(config, true), train_loading);
@@ -374,7 +361,7 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
       state.best_epoch = epoch + 1;
       save_weights(model, dir + "/best.safetensors", {{"model", config.model}, {"epoch", std::to_string(epoch + 1)},
                                                       {"val_macro_f1", std::to_string(macro_f1)}});
-      write_probabilities_csv(dir + "/val_probs.csv", val_ids, val_labels, cat(probabilities, 0));
+      ensemble::write_probabilities_csv(dir + "/val_probs.csv", val_ids, val_labels, cat(probabilities, 0));
     }
     if (epoch + 1 == config.epochs) {
       std::printf("%s%s", confusion.report(names).c_str(), confusion.matrix_table().c_str());
@@ -392,8 +379,8 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
     const data::Dataset eval_set = data::load_mask_eval(config.data_root, &image_ids);
     load_weights(model, dir + "/best.safetensors");
     const Tensor p = predict_probabilities(model, eval_set.samples, transforms_for(config, false), val_loading);
-    write_probabilities_csv(dir + "/test_probs.csv", image_ids, std::vector<int64_t>(image_ids.size(), -1), p);
-    write_submission_csv(dir + "/submission.csv", image_ids, p);
+    ensemble::write_probabilities_csv(dir + "/test_probs.csv", image_ids, std::vector<int64_t>(image_ids.size(), -1), p);
+    ensemble::write_submission_csv(dir + "/submission.csv", image_ids, p);
     std::printf("predicted %zu images: %s/submission.csv\n", image_ids.size(), dir.c_str());
   }
   return 0;
@@ -493,30 +480,15 @@ void write_cross_validation(const TrainConfig& config, const std::string& dir) {
 
 // test_probs.csv and submission.csv: the mean of the folds' test probabilities (soft voting).
 void write_fold_ensemble(const TrainConfig& config, const std::string& dir) {
-  std::vector<std::string> ids, header;
-  std::vector<double> total;
+  std::vector<ensemble::ProbabilityTable> folds;
   for (int64_t k = 0; k < config.folds; ++k) {
-    const data::CsvTable fold = data::read_csv(fold_dir(dir, k) + "/test_probs.csv");
-    if (k == 0) {
-      header = fold.header;
-      for (const std::vector<std::string>& row : fold.rows) ids.push_back(row[0]);
-      total.assign(ids.size() * (header.size() - 2), 0.0);
-    }
-    EFFNET_CHECK(fold.header == header && fold.rows.size() == ids.size(), fold.name, ": expected the columns and ",
-                 ids.size(), " rows of ", fold_dir(dir, 0), "/test_probs.csv");
-    for (size_t r = 0; r < ids.size(); ++r) {
-      EFFNET_CHECK(fold.rows[r][0] == ids[r], fold.name, ":", fold.lines[r], ": image '", fold.rows[r][0],
-                   "' where fold 0 has '", ids[r], "'");
-      for (size_t c = 2; c < header.size(); ++c) total[r * (header.size() - 2) + c - 2] += std::stod(fold.rows[r][c]);
-    }
+    folds.push_back(ensemble::read_probabilities_csv(fold_dir(dir, k) + "/test_probs.csv"));
   }
-  for (double& p : total) p /= static_cast<double>(config.folds);
-  const Tensor mean = from_vector(total, {static_cast<int64_t>(ids.size()), static_cast<int64_t>(header.size()) - 2},
-                                  kFloat64);
-  write_probabilities_csv(dir + "/test_probs.csv", ids, std::vector<int64_t>(ids.size(), -1), mean);
-  write_submission_csv(dir + "/submission.csv", ids, mean);
-  std::printf("soft vote of %lld folds over %zu images: %s/submission.csv\n", static_cast<long long>(config.folds),
-              ids.size(), dir.c_str());
+  const ensemble::ProbabilityTable mean = ensemble::vote(folds, {}, ensemble::Vote::Soft);
+  ensemble::write_probabilities_csv(dir + "/test_probs.csv", mean);
+  ensemble::write_submission_csv(dir + "/submission.csv", mean.ids, mean.probabilities);
+  std::printf("soft vote of %lld folds over %lld images: %s/submission.csv\n", static_cast<long long>(config.folds),
+              static_cast<long long>(mean.rows()), dir.c_str());
 }
 
 int train_all_folds(const TrainConfig& config, bool resuming, const RunOptions& run, int64_t& steps) {
@@ -527,7 +499,7 @@ int train_all_folds(const TrainConfig& config, bool resuming, const RunOptions& 
                  "run directory ", dir, " already holds a run: continue it with --resume ", dir,
                  " or choose another --out");
     fs::create_directories(dir);
-    write_text_file(dir + "/config.toml", to_toml(config));
+    io::write_file_atomically(dir + "/config.toml", to_toml(config));
   }
   for (int64_t k = 0; k < config.folds; ++k) {
     const std::string fold_out = fold_dir(dir, k);
@@ -562,6 +534,23 @@ EfficientNetOptions model_options(const TrainConfig& config) {
   options.drop_path = config.drop_path;
   options.head = config.head == "multi" ? ClassifierHead::Multi : ClassifierHead::Single;
   return options;
+}
+
+data::TransformConfig transforms_for(const TrainConfig& c, bool training) {
+  data::TransformConfig t;
+  std::tie(t.crop_h, t.crop_w) = parse_size(c.crop, "augment.crop");
+  std::tie(t.resize_h, t.resize_w) = parse_size(c.img_size, "augment.img_size");
+  if (training) {
+    t.rotation_degrees = c.rotation;
+    t.hflip = c.hflip;
+    t.brightness = c.brightness;
+    t.contrast = c.contrast;
+    t.saturation = c.saturation;
+    t.hue = c.hue;
+    t.grayscale = c.grayscale;
+    t.equalize = c.equalize;
+  }
+  return t;
 }
 
 int run_training(TrainConfig config, const RunOptions& run) {

@@ -12,7 +12,9 @@
 //   last.ckpt          model, optimizer, schedule, generator and loop state: `--resume RUN_DIR` continues
 //                      exactly (an interrupted and resumed run ends with the metrics of an uninterrupted one)
 //   test_probs.csv, submission.csv   with --predict, from the best weights
-// A NaN or infinite loss stops the run with a message (last.ckpt stays the last good one); SIGINT or
+// A training epoch is every training image in batches of train.batch_size, the last one partial, except
+// that a last batch of a single image is dropped (batch norm cannot train on it). A NaN or infinite loss
+// stops the run with a message (last.ckpt stays the last good one); SIGINT or
 // SIGTERM finishes the current step, writes last.ckpt and exits.
 //
 // data.fold = all (`--folds K --fold all`) trains the K folds one after another, each into RUN_DIR/fold_<i>/
@@ -32,6 +34,7 @@
 #include <cstdint>
 #include <string>
 
+#include "data/transforms.h"
 #include "models/efficientnet.h"
 #include "train/config.h"
 
@@ -47,6 +50,9 @@ struct RunOptions {
 // The model a config trains (variant, classes, head, dropout, drop path), for whatever rebuilds it from a
 // run's config.toml.
 EfficientNetOptions model_options(const TrainConfig& config);
+// The transforms of a config: its augmentations when training, only the deterministic resize and crop
+// otherwise (validation and prediction).
+data::TransformConfig transforms_for(const TrainConfig& config, bool training);
 
 // Returns the process exit code: 0 done, 3 stopped on a non-finite loss, 4 interrupted (resumable).
 int run_training(TrainConfig config, const RunOptions& options);
