@@ -6,8 +6,9 @@
 #   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
 #   4. runs compute-sanitizer memcheck over the CUDA tests;
-#   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench, and one
-#      epoch of the recipe (B4, crop 384x320 of 512x384 demo photos) with effnet_train;
+#   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench, the
+#      same side by side with PyTorch (scripts/bench_compare.sh), and one epoch of the recipe (B4, crop
+#      384x320 of 512x384 demo photos) with effnet_train;
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,9 @@ step b4_train "$bin/effnet_bench" --model efficientnet_b4 --img-size 380 --batch
   || status=1
 step b0_train "$bin/effnet_bench" --model efficientnet_b0 --img-size 224 --batch 64 --steps 10 --device cuda \
   || status=1
+# Side by side with PyTorch + timm on this card (eager fp32, eager AMP bf16 channels-last, torch.compile):
+# the Markdown table for docs/performance.md is the log's tail.
+step bench_vs_pytorch timeout 420 env PYTHON=python3 scripts/bench_compare.sh "$bin" cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \

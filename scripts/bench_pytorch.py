@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""The PyTorch side of effnet_bench: timm's EfficientNet trained (or run) on synthetic data, timed the way
+effnet_bench times effnet, so that both numbers come from one run on one machine.
+
+A training step is forward, cross-entropy against class 1, backward, an AdamP step (the `adamp` package when
+installed, else torch's Adam: say which) and zero_grad, as effnet_bench's. Each step is followed by a device
+synchronize and timed with the host clock (perf_counter), like effnet_bench; the median over --steps steps
+after --warmup untimed ones is reported. Peak memory: torch.cuda.max_memory_allocated over the timed steps.
+
+Variants (--variants, comma-separated):
+  eager_fp32     float32, NCHW (TF32 off, as effnet's float32)
+  eager_bf16_cl  torch.autocast bfloat16, channels-last model and input
+  compile_bf16_cl  the same under torch.compile (the compile happens in the warm-up steps)
+
+Prints one line per variant in effnet_bench's format:
+  pytorch eager_fp32 efficientnet_b0 train 224x224 batch 8 on cpu: median step X ms (min A, max B), Y images/s[, peak memory Z MiB]
+
+    python scripts/bench_pytorch.py --model efficientnet_b4 --img-size 380 --batch 32 --device cuda
+    python scripts/bench_pytorch.py --model efficientnet_b0 --img-size 224 --batch 8 --device cpu --threads 2
+"""
+import argparse
+import time
+
+import timm
+import torch
+
+
+def optimizer_for(model):
+    try:
+        from adamp import AdamP
+
+        return AdamP(model.parameters(), lr=1e-4), "AdamP"
+    except ImportError:
+        return torch.optim.Adam(model.parameters(), lr=1e-4), "Adam (adamp not installed)"
+
+
+def bench(variant, args):
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = timm.create_model(args.model, num_classes=args.num_classes).to(device)
+    model.train(args.mode == "train")
+    images = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
+    targets = torch.ones(args.batch, dtype=torch.long, device=device)
+    half = variant != "eager_fp32"
+    if half:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer, optimizer_name = optimizer_for(model)
+    forward = torch.compile(model) if variant.startswith("compile") else model
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half):
+            if args.mode == "infer":
+                with torch.no_grad():
+                    forward(images)
+                return
+            loss = loss_fn(forward(images), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def synchronize():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(args.warmup):
+        step()
+    synchronize()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ms = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        ms.append(1000 * (time.perf_counter() - start))
+    median = sorted(ms)[len(ms) // 2]  # as effnet_bench: the middle of the sorted times
+    line = (f"pytorch {variant} {args.model} {args.mode} {args.img_size}x{args.img_size} batch {args.batch} "
+            f"on {args.device}: median step {median:.1f} ms (min {min(ms):.1f}, max {max(ms):.1f}), "
+            f"{1000 * args.batch / median:.1f} images/s")
+    if device.type == "cuda":
+        line += f", peak memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB"
+    print(line + (f" [{optimizer_name}]" if args.mode == "train" and optimizer_name != "AdamP" else ""), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="efficientnet_b0")
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--num-classes", type=int, default=18)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--mode", choices=("train", "infer"), default="train")
+    parser.add_argument("--variants", default="eager_fp32")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    for variant in args.variants.split(","):
+        bench(variant, args)
+
+
+if __name__ == "__main__":
+    main()
