@@ -43,6 +43,7 @@
 #include <system_error>
 
 #include "autograd/grad_mode.h"
+#include "tensor/half.h"
 #include "tensor/ops.h"
 
 namespace effnet::safetensors {
@@ -92,27 +93,6 @@ const FileDType* find_file_dtype(std::string_view name) {
 }
 
 bool widens_to_float32(DType stored) { return stored == DType::Float16 || stored == DType::BFloat16; }
-
-// IEEE half to single precision: exact (every half is a float), so there is nothing to round. Subnormal
-// halves become normal floats; infinities and NaNs (payload included) keep their bits.
-uint32_t float16_to_float32_bits(uint16_t half) {
-  const uint32_t sign = uint32_t{half & 0x8000u} << 16;
-  const uint32_t exponent = (half >> 10) & 0x1Fu;
-  uint32_t mantissa = half & 0x3FFu;
-  if (exponent == 0x1F) return sign | 0x7F800000u | (mantissa << 13);
-  if (exponent != 0) return sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
-  if (mantissa == 0) return sign;
-  // Subnormal: mantissa x 2^-24. Shift the leading 1 up to the implicit bit's place, one exponent per step.
-  int32_t float_exponent = 127 - 14;
-  while ((mantissa & 0x400u) == 0) {
-    mantissa <<= 1;
-    --float_exponent;
-  }
-  return sign | (static_cast<uint32_t>(float_exponent) << 23) | ((mantissa & 0x3FFu) << 13);
-}
-
-// bfloat16 is the top half of a float32.
-uint32_t bfloat16_to_float32_bits(uint16_t bfloat) { return uint32_t{bfloat} << 16; }
 
 // ---- UTF-8
 
@@ -546,8 +526,8 @@ Tensor read_tensor(const Entry& entry, const uint8_t* bytes) {
   for (size_t k = 0; k < elements; ++k) {
     uint16_t half = 0;
     std::memcpy(&half, bytes + 2 * k, sizeof half);
-    const uint32_t bits =
-        stored == DType::Float16 ? float16_to_float32_bits(half) : bfloat16_to_float32_bits(half);
+    // Exact: every float16 and bfloat16 is a float32 (tensor/half.h).
+    const uint32_t bits = float_bits(stored == DType::Float16 ? float16_bits_to_float(half) : bfloat16_bits_to_float(half));
     std::memcpy(out + 4 * k, &bits, sizeof bits);
   }
   return tensor;

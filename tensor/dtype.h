@@ -1,6 +1,6 @@
-// Element types. float32 and float64 are computed on today; float16 and bfloat16 have their place in the
-// enum and their sizes so that storage, casts and safetensors can grow into them; int64 holds indices
-// (argmax results, class labels).
+// Element types. float32 and float64 are computed on; float16 and bfloat16 (tensor/half.h) are stored,
+// filled and cast to and from every other type on both backends — the mixed-precision path will compute on
+// them; int64 holds indices (argmax results, class labels).
 #pragma once
 
 #include <cstddef>

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "tensor/backend.h"
+#include "tensor/half.h"
 #include "tensor/host_device.h"
 
 namespace effnet::math {
@@ -111,15 +112,18 @@ void with_floating_type(DType dtype, const char* op, F&& f) {
   }
 }
 
-// The same for the dtypes that copy and fill handle: float32, float64 and int64.
+// The same for the dtypes that copy (casts included) and fill handle: every dtype. float16 and bfloat16
+// elements (tensor/half.h) convert through float32.
 template <class F>
 void with_copyable_type(DType dtype, const char* op, F&& f) {
   switch (dtype) {
     case DType::Float32: return f(float{});
     case DType::Float64: return f(double{});
+    case DType::Float16: return f(Float16{});
+    case DType::BFloat16: return f(BFloat16{});
     case DType::Int64: return f(int64_t{});
-    default: EFFNET_FAIL(op, ": dtype ", dtype_name(dtype), " is not supported yet (float32, float64, int64 are)");
   }
+  EFFNET_FAIL(op, ": unknown dtype ", static_cast<int>(dtype));
 }
 
 }  // namespace effnet
