@@ -19,5 +19,7 @@ namespace effnet {
 // before clipping: a 0-dimensional tensor of the gradients' dtype on their device (zero when none has a
 // gradient; .item() reads it, which waits for the device).
 Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+// The same total norm without clipping (an infinity or NaN in any gradient makes it non-finite).
+Tensor grad_norm(const std::vector<Tensor>& params);
 
 }  // namespace effnet
