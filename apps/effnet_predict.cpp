@@ -7,31 +7,13 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <sstream>
+#include <exception>
 #include <string>
 
 #include "tensor/error.h"
 #include "train/inference.h"
 
 using namespace effnet;
-
-namespace {
-
-// --tta: "none", "hflip" (every checkpoint), or one of them per checkpoint ("hflip,none").
-std::vector<bool> tta_choices(const std::string& text, size_t checkpoints) {
-  std::vector<bool> choices;
-  std::stringstream in(text);
-  for (std::string field; std::getline(in, field, ',');) {
-    EFFNET_CHECK(field == "none" || field == "hflip", "--tta: '", field, "' is not none or hflip");
-    choices.push_back(field == "hflip");
-  }
-  if (choices.size() == 1) choices.assign(checkpoints, choices[0]);
-  EFFNET_CHECK(choices.size() == checkpoints, "--tta: ", choices.size(), " choices for ", checkpoints,
-               " checkpoints (give one for all, or one per --checkpoint)");
-  return choices;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app("effnet_predict: predict with saved runs, ensemble probability files, find label issues");
@@ -74,10 +56,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     EFFNET_CHECK(tta == "none" || !predict.checkpoints.empty(), "--tta needs --checkpoint (files are voted as saved)");
-    predict.hflip_tta = tta_choices(tta, predict.checkpoints.size());
+    predict.hflip_tta = train::parse_tta(tta, predict.checkpoints.size());
     train::run_predict(predict);
     return 0;
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // effnet::Error, or a file-system or library error
     std::fprintf(stderr, "effnet_predict: %s\n", e.what());
     return 2;
   }

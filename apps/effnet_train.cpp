@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "models/efficientnet.h"
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
     train::RunOptions run;
     run.resume_dir = resume_dir;
     return train::run_training(config, run);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // effnet::Error, or a file-system or library error
     std::fprintf(stderr, "effnet_train: %s\n", e.what());
     return 2;
   }

@@ -147,6 +147,18 @@ TEST_F(PredictWorkflow, OutOfFoldLabelIssuesAreARelabelFileTheDatasetLoads) {
   EXPECT_EQ(lines_of(request.image_out)[0], "id,label,suggested,margin");
 }
 
+TEST(PredictArguments, TtaIsNoneHflipOrOnePerCheckpoint) {
+  EXPECT_EQ(parse_tta("hflip", 3), (std::vector<bool>{true, true, true}));
+  EXPECT_EQ(parse_tta("none", 2), (std::vector<bool>{false, false}));
+  EXPECT_EQ(parse_tta("hflip,none", 2), (std::vector<bool>{true, false}));
+  EXPECT_EQ(parse_tta("none", 0), std::vector<bool>{});
+  EXPECT_NE(test::error_of([] { parse_tta("vflip", 1); }).find("--tta: 'vflip' is not none or hflip"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tta("hflip,none", 3); }).find("--tta: 2 choices for 3 checkpoints"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] { parse_tta("", 1); }).find("--tta: empty"), std::string::npos);
+}
+
 TEST_F(PredictWorkflow, BadRequestsSayWhatIsWrong) {
   PredictRequest r;
   EXPECT_NE(test::error_of([&] { run_predict(r); }).find("give checkpoints (--checkpoint) or probability files"),

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include "data/dataset.h"
 #include "models/efficientnet.h"
@@ -80,6 +81,20 @@ std::vector<SavedModel> saved_models(const std::string& checkpoint) {
     folds.push_back(saved_model(path / ("fold_" + std::to_string(k)) / "best.safetensors"));
   }
   return folds;
+}
+
+std::vector<bool> parse_tta(const std::string& text, size_t checkpoints) {
+  std::vector<bool> choices;
+  std::stringstream in(text);
+  for (std::string field; std::getline(in, field, ',');) {
+    EFFNET_CHECK(field == "none" || field == "hflip", "--tta: '", field, "' is not none or hflip");
+    choices.push_back(field == "hflip");
+  }
+  EFFNET_CHECK(!choices.empty(), "--tta: empty (expected none, hflip, or one per --checkpoint)");
+  if (choices.size() == 1) choices.assign(checkpoints, choices[0]);
+  EFFNET_CHECK(choices.size() == checkpoints, "--tta: ", choices.size(), " choices for ", checkpoints,
+               " checkpoints (give one for all, or one per --checkpoint)");
+  return choices;
 }
 
 ensemble::ProbabilityTable run_predict(const PredictRequest& r) {

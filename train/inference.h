@@ -42,6 +42,9 @@ struct PredictRequest {
   int64_t workers = -1;    // -1: each run's loader workers
 };
 
+// --tta: "none", "hflip" (every checkpoint), or one of them per checkpoint ("hflip,none"); an Error otherwise.
+std::vector<bool> parse_tta(const std::string& text, size_t checkpoints);
+
 // Runs the request (printing each model's images/s) and returns the ensemble.
 ensemble::ProbabilityTable run_predict(const PredictRequest& request);
 

@@ -403,18 +403,20 @@ FoldState fold_state(const std::string& dir) {
   return trained && predicted ? FoldState::Finished : FoldState::Started;
 }
 
-// The first index of the largest value, as argmax.
-int64_t most_probable(const std::vector<std::string>& row) {
-  int64_t best = 0;
-  for (size_t c = 2; c < row.size(); ++c)
-    if (std::stod(row[c]) > std::stod(row[static_cast<size_t>(best) + 2])) best = static_cast<int64_t>(c - 2);
-  return best;
-}
-
 std::string number(double v) {
   char text[32];
   std::snprintf(text, sizeof text, "%.6f", v);
   return text;
+}
+
+// A number of a metrics.csv row, or an Error naming the file, line and column.
+double metric_at(const data::CsvTable& metrics, size_t row, const std::string& column) {
+  const std::string& text = metrics.rows[row][metrics.column(column)];
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  EFFNET_CHECK(!text.empty() && end == text.c_str() + text.size(), metrics.name, ":", metrics.lines[row], ": ",
+               column, " is '", text, "', not a number");
+  return value;
 }
 
 // oof_probs.csv and cv_metrics.csv from the folds' val_probs.csv and metrics.csv (see trainer.h).
@@ -422,60 +424,63 @@ void write_cross_validation(const TrainConfig& config, const std::string& dir) {
   const data::CsvTable order = data::read_csv(fold_dir(dir, 0) + "/split.csv");
   std::map<std::string, size_t> position;
   for (size_t i = 0; i < order.rows.size(); ++i) position[order.rows[i][order.column("path")]] = i;
-  std::vector<std::vector<std::string>> oof(order.rows.size());
-  std::vector<std::string> header;
+  std::vector<ensemble::ProbabilityTable> vals;
+  std::vector<std::pair<size_t, int64_t>> source(order.rows.size(), {0, -1});  // position -> (fold, row)
   std::vector<std::vector<std::string>> folds;
   double f1_sum = 0, accuracy_sum = 0;
   for (int64_t k = 0; k < config.folds; ++k) {
-    const data::CsvTable val = data::read_csv(fold_dir(dir, k) + "/val_probs.csv");
-    if (k == 0) header = val.header;
-    EFFNET_CHECK(val.header == header && header.size() > 3 && header[0] == "id" && header[1] == "label", val.name,
-                 ": expected the columns id,label,p0.. of ", fold_dir(dir, 0), "/val_probs.csv");
-    for (size_t r = 0; r < val.rows.size(); ++r) {
-      const auto found = position.find(val.rows[r][0]);
-      EFFNET_CHECK(found != position.end(), val.name, ":", val.lines[r], ": '", val.rows[r][0], "' is not in ",
-                   order.name);
-      EFFNET_CHECK(oof[found->second].empty(), val.name, ":", val.lines[r], ": '", val.rows[r][0],
+    vals.push_back(ensemble::read_probabilities_csv(fold_dir(dir, k) + "/val_probs.csv"));
+    const ensemble::ProbabilityTable& val = vals.back();
+    EFFNET_CHECK(val.classes() == vals.front().classes(), val.name, ": ", val.classes(), " classes where ",
+                 vals.front().name, " has ", vals.front().classes());
+    for (int64_t r = 0; r < val.rows(); ++r) {
+      const auto found = position.find(val.ids[r]);
+      EFFNET_CHECK(found != position.end(), val.name, ": '", val.ids[r], "' is not in ", order.name);
+      EFFNET_CHECK(source[found->second].second < 0, val.name, ": '", val.ids[r],
                    "' was already validated by an earlier fold");
-      oof[found->second] = val.rows[r];
+      source[found->second] = {static_cast<size_t>(k), r};
     }
     // The best epoch: the first with the largest macro-F1, as the run chose best.safetensors.
     const data::CsvTable metrics = data::read_csv(fold_dir(dir, k) + "/metrics.csv");
-    const std::vector<std::string>* best = nullptr;
-    for (const std::vector<std::string>& row : metrics.rows) {
-      const double f1 = std::stod(row[metrics.column("val_macro_f1")]);
-      if (best == nullptr || f1 > std::stod((*best)[metrics.column("val_macro_f1")])) best = &row;
+    EFFNET_CHECK(!metrics.rows.empty(), metrics.name, ": no epoch recorded");
+    size_t best = 0;
+    for (size_t r = 1; r < metrics.rows.size(); ++r) {
+      if (metric_at(metrics, r, "val_macro_f1") > metric_at(metrics, best, "val_macro_f1")) best = r;
     }
-    EFFNET_CHECK(best != nullptr, metrics.name, ": no epoch recorded");
-    const double f1 = std::stod((*best)[metrics.column("val_macro_f1")]);
-    const double accuracy = std::stod((*best)[metrics.column("val_acc")]);
+    const double f1 = metric_at(metrics, best, "val_macro_f1"), accuracy = metric_at(metrics, best, "val_acc");
     f1_sum += f1;
     accuracy_sum += accuracy;
-    folds.push_back({std::to_string(k), std::to_string(val.rows.size()), (*best)[metrics.column("epoch")],
+    folds.push_back({std::to_string(k), std::to_string(val.rows()), metrics.rows[best][metrics.column("epoch")],
                      number(f1), number(accuracy)});
   }
-  for (size_t i = 0; i < oof.size(); ++i) {
-    EFFNET_CHECK(!oof[i].empty(), dir, ": no fold validated '", order.rows[i][order.column("path")],
+  // The union of the folds' rows in dataset order.
+  const int64_t classes = vals.front().classes();
+  ensemble::ProbabilityTable oof;
+  std::vector<double> p;
+  for (size_t i = 0; i < source.size(); ++i) {
+    const auto [k, r] = source[i];
+    EFFNET_CHECK(r >= 0, dir, ": no fold validated '", order.rows[i][order.column("path")],
                  "' (the folds' val_probs.csv must cover ", order.name, ")");
+    oof.ids.push_back(vals[k].ids[r]);
+    oof.labels.push_back(vals[k].labels[r]);
+    const std::vector<double> row = vals[k].probabilities.select(0, r).to_vector();
+    p.insert(p.end(), row.begin(), row.end());
   }
-  data::write_csv(dir + "/oof_probs.csv", header, oof);
+  oof.probabilities = from_vector(p, {static_cast<int64_t>(source.size()), classes}, kFloat64);
+  ensemble::write_probabilities_csv(dir + "/oof_probs.csv", oof);
 
-  ConfusionMatrix pooled(static_cast<int64_t>(header.size()) - 2);
-  std::vector<int64_t> predictions, labels;
-  for (const std::vector<std::string>& row : oof) {
-    predictions.push_back(most_probable(row));
-    labels.push_back(std::stoll(row[1]));
-  }
-  pooled.add(predictions, labels);
+  ConfusionMatrix pooled(classes);
+  const std::vector<double> predicted = argmax(oof.probabilities, 1).to_vector();
+  pooled.add(std::vector<int64_t>(predicted.begin(), predicted.end()), oof.labels);
   const double k = static_cast<double>(config.folds);
-  const std::string images = std::to_string(oof.size());
+  const std::string images = std::to_string(oof.rows());
   folds.push_back({"mean", images, "", number(f1_sum / k), number(accuracy_sum / k)});
   folds.push_back({"oof", images, "", number(pooled.macro_f1()), number(pooled.accuracy())});
   data::write_csv(dir + "/cv_metrics.csv", {"fold", "images", "best_epoch", "macro_f1", "accuracy"}, folds);
-  std::printf("cross-validation, %lld folds: out-of-fold macro-F1 %.4f, accuracy %.4f over %zu images (folds' "
+  std::printf("cross-validation, %lld folds: out-of-fold macro-F1 %.4f, accuracy %.4f over %lld images (folds' "
               "best macro-F1: mean %.4f); %s/cv_metrics.csv\n",
-              static_cast<long long>(config.folds), pooled.macro_f1(), pooled.accuracy(), oof.size(), f1_sum / k,
-              dir.c_str());
+              static_cast<long long>(config.folds), pooled.macro_f1(), pooled.accuracy(),
+              static_cast<long long>(oof.rows()), f1_sum / k, dir.c_str());
 }
 
 // test_probs.csv and submission.csv: the mean of the folds' test probabilities (soft voting).
