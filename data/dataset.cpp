@@ -226,6 +226,15 @@ size_t CsvTable::column(const std::string& column_name) const {
   EFFNET_FAIL(name, ":", header_line, ": no column '", column_name, "' in the header (", columns, ")");
 }
 
+double CsvTable::number(size_t row, size_t column_index) const {
+  const std::string& text = rows[row][column_index];
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  EFFNET_CHECK(!text.empty() && end == text.c_str() + text.size(), name, ":", lines[row], ": column ",
+               header[column_index], " is '", text, "', not a number");
+  return value;
+}
+
 CsvTable parse_csv(const std::string& text, const std::string& name) {
   CsvTable csv;
   csv.name = name;

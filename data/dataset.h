@@ -87,6 +87,9 @@ struct CsvTable {
 
   // The index of a header column; an Error naming the file and its header when absent.
   size_t column(const std::string& column_name) const;
+  // A field read whole as a decimal number (inf and nan included); an Error "NAME:LINE: column C is 'x',
+  // not a number" otherwise.
+  double number(size_t row, size_t column_index) const;
 };
 
 CsvTable parse_csv(const std::string& text, const std::string& name);

@@ -7,24 +7,6 @@
 #include "tensor/ops.h"
 
 namespace effnet::ensemble {
-namespace {
-
-// The whole field as a number, or an Error naming the file, the line and the column.
-double number_at(const data::CsvTable& csv, size_t row, size_t column) {
-  const std::string& text = csv.rows[row][column];
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  EFFNET_CHECK(used > 0 && used == text.size(), csv.name, ":", csv.lines[row], ": column ", csv.header[column],
-               " is '", text, "', not a number");
-  return value;
-}
-
-}  // namespace
 
 ProbabilityTable read_probabilities_csv(const std::string& path) {
   const data::CsvTable csv = data::read_csv(path);
@@ -44,12 +26,12 @@ ProbabilityTable read_probabilities_csv(const std::string& path) {
   for (size_t r = 0; r < csv.rows.size(); ++r) {
     const std::string& id = csv.rows[r][0];
     EFFNET_CHECK(!id.empty(), path, ":", csv.lines[r], ": empty id");
-    const double label = number_at(csv, r, 1);
+    const double label = csv.number(r, 1);
     EFFNET_CHECK(label == std::floor(label) && label >= -1 && label < static_cast<double>(classes), path, ":",
                  csv.lines[r], ": label ", csv.rows[r][1], " is not -1 (unknown) or a class 0..", classes - 1);
     double row_sum = 0;
     for (int64_t c = 0; c < classes; ++c) {
-      const double value = number_at(csv, r, static_cast<size_t>(c) + 2);
+      const double value = csv.number(r, static_cast<size_t>(c) + 2);
       EFFNET_CHECK(std::isfinite(value) && value >= 0 && value <= 1, path, ":", csv.lines[r], ": p", c, " = ",
                    csv.rows[r][c + 2], " is not a probability in [0, 1]");
       row_sum += value;

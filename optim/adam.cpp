@@ -26,7 +26,9 @@ void set_bias_corrections(ParamUpdate& update, const Hyperparameters& h, int64_t
   update.first_step = t == 1;
 }
 
-Hyperparameters adam_hyperparameters(const AdamOptions& options, bool decoupled) {
+// The hyper-parameters Adam, AdamW and AdamP share.
+template <class Options>
+Hyperparameters adam_hyperparameters(const Options& options, bool decoupled) {
   Hyperparameters h;
   h.lr = options.lr;
   h.beta1 = options.betas.first;
@@ -65,12 +67,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
     : Adam("AdamW", true, std::move(groups), options) {}
 
 AdamP::AdamP(std::vector<ParamGroup> groups, const AdamPOptions& options) : Optimizer("AdamP", UpdateRule::AdamP) {
-  Hyperparameters h;
-  h.lr = options.lr;
-  h.beta1 = options.betas.first;
-  h.beta2 = options.betas.second;
-  h.eps = options.eps;
-  h.weight_decay = options.weight_decay;
+  Hyperparameters h = adam_hyperparameters(options, false);
   h.delta = options.delta;
   h.wd_ratio = options.wd_ratio;
   h.nesterov = options.nesterov;

@@ -6,14 +6,24 @@
 
 namespace effnet {
 
-SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options) : Optimizer("SGD", UpdateRule::Sgd) {
+namespace {
+
+// The hyper-parameters SGD and SGDP share.
+template <class Options>
+Hyperparameters sgd_hyperparameters(const Options& options) {
   Hyperparameters h;
   h.lr = options.lr;
   h.momentum = options.momentum;
   h.dampening = options.dampening;
   h.weight_decay = options.weight_decay;
   h.nesterov = options.nesterov;
-  add_groups(std::move(groups), h);
+  return h;
+}
+
+}  // namespace
+
+SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options) : Optimizer("SGD", UpdateRule::Sgd) {
+  add_groups(std::move(groups), sgd_hyperparameters(options));
 }
 
 void SGD::check_hyperparameters(const Hyperparameters& h, const std::string& where) const {
@@ -41,12 +51,7 @@ void SGD::set_step_scalars(ParamUpdate& update, const Hyperparameters& h, int64_
 }
 
 SGDP::SGDP(std::vector<ParamGroup> groups, const SGDPOptions& options) : Optimizer("SGDP", UpdateRule::Sgdp) {
-  Hyperparameters h;
-  h.lr = options.lr;
-  h.momentum = options.momentum;
-  h.dampening = options.dampening;
-  h.weight_decay = options.weight_decay;
-  h.nesterov = options.nesterov;
+  Hyperparameters h = sgd_hyperparameters(options);
   h.eps = options.eps;
   h.delta = options.delta;
   h.wd_ratio = options.wd_ratio;

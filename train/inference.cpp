@@ -106,7 +106,9 @@ ensemble::ProbabilityTable run_predict(const PredictRequest& r) {
   std::vector<ensemble::ProbabilityTable> tables;
   std::vector<std::string> sources;
   std::vector<bool> tta;
+  std::vector<double> weights;  // checked before any model predicts
   if (!r.probability_files.empty()) {
+    weights = ensemble::parse_model_weights(r.weights, r.probability_files.size(), "--weights");
     EFFNET_CHECK(r.data_root.empty() && r.images.empty(), "predict: --ensemble votes saved files; --data and "
                  "--images are for checkpoints");
     for (const std::string& file : r.probability_files) {
@@ -120,7 +122,7 @@ ensemble::ProbabilityTable run_predict(const PredictRequest& r) {
       const bool flip = !r.hflip_tta.empty() && r.hflip_tta[i];
       for (SavedModel& m : saved_models(r.checkpoints[i])) models.emplace_back(std::move(m), flip);
     }
-    ensemble::parse_model_weights(r.weights, models.size(), "--weights");  // an error before any prediction
+    weights = ensemble::parse_model_weights(r.weights, models.size(), "--weights");
     const PredictionSet set = prediction_set(r);
     for (const auto& [model, flip] : models) {
       tables.push_back(predict_one(model, set, r, flip));
@@ -128,7 +130,6 @@ ensemble::ProbabilityTable run_predict(const PredictRequest& r) {
       tta.push_back(flip);
     }
   }
-  const std::vector<double> weights = ensemble::parse_model_weights(r.weights, tables.size(), "--weights");
   ensemble::ProbabilityTable result = ensemble::vote(tables, weights, how);
   if (!r.probs_out.empty()) {
     fs::create_directories(r.probs_out);

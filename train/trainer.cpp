@@ -409,16 +409,6 @@ std::string number(double v) {
   return text;
 }
 
-// A number of a metrics.csv row, or an Error naming the file, line and column.
-double metric_at(const data::CsvTable& metrics, size_t row, const std::string& column) {
-  const std::string& text = metrics.rows[row][metrics.column(column)];
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  EFFNET_CHECK(!text.empty() && end == text.c_str() + text.size(), metrics.name, ":", metrics.lines[row], ": ",
-               column, " is '", text, "', not a number");
-  return value;
-}
-
 // oof_probs.csv and cv_metrics.csv from the folds' val_probs.csv and metrics.csv (see trainer.h).
 void write_cross_validation(const TrainConfig& config, const std::string& dir) {
   const data::CsvTable order = data::read_csv(fold_dir(dir, 0) + "/split.csv");
@@ -443,11 +433,12 @@ void write_cross_validation(const TrainConfig& config, const std::string& dir) {
     // The best epoch: the first with the largest macro-F1, as the run chose best.safetensors.
     const data::CsvTable metrics = data::read_csv(fold_dir(dir, k) + "/metrics.csv");
     EFFNET_CHECK(!metrics.rows.empty(), metrics.name, ": no epoch recorded");
+    const size_t f1_column = metrics.column("val_macro_f1");
     size_t best = 0;
     for (size_t r = 1; r < metrics.rows.size(); ++r) {
-      if (metric_at(metrics, r, "val_macro_f1") > metric_at(metrics, best, "val_macro_f1")) best = r;
+      if (metrics.number(r, f1_column) > metrics.number(best, f1_column)) best = r;
     }
-    const double f1 = metric_at(metrics, best, "val_macro_f1"), accuracy = metric_at(metrics, best, "val_acc");
+    const double f1 = metrics.number(best, f1_column), accuracy = metrics.number(best, metrics.column("val_acc"));
     f1_sum += f1;
     accuracy_sum += accuracy;
     folds.push_back({std::to_string(k), std::to_string(val.rows()), metrics.rows[best][metrics.column("epoch")],

@@ -1,5 +1,5 @@
-// Launch helpers shared by the CUDA kernels (elementwise.cu, reduce.cu, softmax.cu): the block size, the
-// grid of a grid-stride loop, strided offsets with a fast path for one dim, and warp/block reductions.
+// Launch helpers shared by the CUDA kernels: the block size, the grid of a grid-stride loop, strided offsets
+// with a fast path for one dim, and warp/block reductions with their combines.
 //
 //   n      elements (or rows) a grid-stride loop walks
 //   warp   32 threads that exchange registers with shuffles; a block's warps meet in shared memory
@@ -47,6 +47,27 @@ __device__ __forceinline__ T warp_reduce(T value, Combine combine) {
   for (int delta = kWarpSize / 2; delta > 0; delta /= 2) value = combine(value, shfl_down(value, delta));
   return value;
 }
+
+// warp_reduce's result in every lane of the warp.
+template <class T, class Combine>
+__device__ __forceinline__ T warp_all_reduce(T value, Combine combine) {
+  return __shfl_sync(0xffffffffu, warp_reduce(value, combine), 0);
+}
+
+// The combines of the row reductions (softmax.cu, loss.cu).
+struct Sum {
+  template <class T>
+  __device__ T operator()(T a, T b) const {
+    return a + b;
+  }
+};
+
+struct Max {
+  template <class T>
+  __device__ T operator()(T a, T b) const {
+    return (a != a || a > b) ? a : b;  // NaN wins, so a row holding NaN gives NaN
+  }
+};
 
 // Combines one value per thread of a 1-D block (blockDim.x a multiple of 32); every thread gets the result.
 // `shared` holds at least 33 T (one per warp and the result); the block may call again with the same

@@ -25,26 +25,6 @@ namespace {
 
 constexpr int kWarpsPerBlock = kThreads / kWarpSize;
 
-struct Sum {
-  template <class T>
-  __device__ T operator()(T a, T b) const {
-    return a + b;
-  }
-};
-
-struct Max {
-  template <class T>
-  __device__ T operator()(T a, T b) const {
-    return (a != a || a > b) ? a : b;  // NaN wins, so a row holding NaN gives NaN
-  }
-};
-
-// The warp's combination of `value`, in every lane.
-template <class T, class Combine>
-__device__ __forceinline__ T warp_all_reduce(T value, Combine combine) {
-  return __shfl_sync(0xffffffffu, warp_reduce(value, combine), 0);
-}
-
 template <class T>
 struct RowStats {
   T max;             // m

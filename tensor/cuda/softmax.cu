@@ -25,25 +25,11 @@ namespace {
 constexpr int64_t kMaxWarpRow = 1024;  // longer rows get a whole block
 constexpr int kRowBlockThreads = 512;
 
-struct Sum {
-  template <class T>
-  __device__ T operator()(T a, T b) const {
-    return a + b;
-  }
-};
-
-struct Max {
-  template <class T>
-  __device__ T operator()(T a, T b) const {
-    return (a != a || a > b) ? a : b;  // NaN wins, so a row holding NaN gives NaN
-  }
-};
-
 // The combination of `value` over the threads sharing a row, in every one of them.
 template <bool kWarp, class T, class Combine>
 __device__ __forceinline__ T row_all_reduce(T value, Combine combine, T* shared) {
   if constexpr (kWarp) {
-    return __shfl_sync(0xffffffffu, warp_reduce(value, combine), 0);
+    return warp_all_reduce(value, combine);
   } else {
     return block_reduce(value, combine, shared);
   }
