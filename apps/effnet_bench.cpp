@@ -85,6 +85,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--device", device_name, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--mode", mode, "train or infer")->capture_default_str()->check(CLI::IsMember({"train", "infer"}));
+  std::string precision = "fp32";
+  app.add_option("--precision", precision, "fp32 (bf16 and fp16: the mixed-precision path, coming)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32"}));
   bool loader_mode = false;
   std::string data_root, crop = "384x320";
   std::vector<int> workers{1, 2};
@@ -151,8 +155,8 @@ int main(int argc, char** argv) {
 #if defined(EFFNET_WITH_CUDA)
     if (device.is_cuda()) peak_mib = static_cast<double>(cuda::memory_stats(device.index).peak_allocated) / (1 << 20);
 #endif
-    std::printf("effnet_bench %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), %.1f images/s",
-                model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
+    std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), %.1f images/s",
+                precision.c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
                 static_cast<long long>(batch), device.str().c_str(), median, ms.front(), ms.back(),
                 1000.0 * static_cast<double>(batch) / median);
     if (device.is_cuda()) std::printf(", peak memory %.0f MiB", peak_mib);

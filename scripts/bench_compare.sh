@@ -6,46 +6,67 @@
 #
 #   scripts/bench_compare.sh BIN_DIR cpu    # efficientnet_b0, 224x224, batch 8, threads = cores
 #   scripts/bench_compare.sh BIN_DIR cuda   # efficientnet_b4 380x380 batch 32, efficientnet_b0 224x224 batch 64
-# PYTHON (default python3) must have torch and timm (tools/reference/requirements.txt); STEPS (default 10).
+#
+# Environment:
+#   PYTHON           with torch and timm (tools/reference/requirements.txt); default python3
+#   STEPS            timed steps (default 10)
+#   BENCH_PRECISIONS effnet's --precision values, one column each (default fp32)
+#   BENCH_VARIANTS   PyTorch's variants for every case (default on CUDA: eager fp32, eager AMP bf16
+#                    channels-last and, for B4 only, torch.compile of the latter; on the CPU: eager fp32)
+# Both frameworks choose convolution algorithms by timing them (cudnn.benchmark; EFFNET_CUDNN_BENCHMARK=1).
+# A ratio column compares each effnet precision with PyTorch's variant of the same precision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$1
 device=$2
 python=${PYTHON:-python3}
 steps=${STEPS:-10}
+precisions=${BENCH_PRECISIONS:-fp32}
 threads=$(nproc)
 export OMP_NUM_THREADS=$threads
+export EFFNET_CUDNN_BENCHMARK=1
 
 if [[ $device == cpu ]]; then
-  cases=("efficientnet_b0 224 8")
-  variants=eager_fp32
+  cases=("efficientnet_b0 224 8 ${BENCH_VARIANTS:-eager_fp32}")
   machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $threads threads"
 else
-  cases=("efficientnet_b4 380 32" "efficientnet_b0 224 64")
-  variants=eager_fp32,eager_bf16_cl,compile_bf16_cl
+  cases=("efficientnet_b4 380 32 ${BENCH_VARIANTS:-eager_fp32,eager_bf16_cl,compile_bf16_cl}"
+         "efficientnet_b0 224 64 ${BENCH_VARIANTS:-eager_fp32,eager_bf16_cl}")
   machine=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)
 fi
 images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }
 memory() { sed -n 's/.*peak memory \([0-9]*\) MiB.*/\1/p' <<<"$1"; }
+cell() { echo -n "$(images_per_s "$1")"; [[ -n $(memory "$1") ]] && echo -n " ($(memory "$1") MiB)"; true; }
+# The PyTorch variant an effnet precision is compared with.
+peer() { case $1 in fp32) echo eager_fp32 ;; bf16) echo eager_bf16_cl ;; fp16) echo eager_fp16_cl ;; esac; }
 
 echo "Machine: $machine; $(date -u +%Y-%m-%d); $steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP)"
+echo "Cells: images/s (peak memory). Variants per row: $(for c in "${cases[@]}"; do echo -n "${c##* } "; done)"
 echo
-echo "| model | input | batch | effnet fp32 | PyTorch ${variants//,/ | PyTorch } | effnet / PyTorch eager fp32 |"
-echo "|---|---|---:|---:|$(sed 's/[^,]*/---:/g; s/,/|/g' <<<"$variants")|---:|"
+echo "| model | input | batch | effnet | PyTorch | effnet / PyTorch (same precision) |"
+echo "|---|---|---:|---|---|---|"
 for c in "${cases[@]}"; do
-  read -r model size batch <<<"$c"
-  ours=$("$bin/effnet_bench" --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" --device "$device")
-  echo "$ours" >&2
-  row="| $model | ${size}x$size | $batch | $(images_per_s "$ours")"
-  [[ -n $(memory "$ours") ]] && row+=" ($(memory "$ours") MiB)"
-  first=""
+  read -r model size batch variants <<<"$c"
+  declare -A speed=()
+  ours_cells="" theirs_cells="" ratios=""
+  for p in ${precisions//,/ }; do
+    line=$("$bin/effnet_bench" --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
+             --device "$device" --precision "$p")
+    echo "$line" >&2
+    speed[effnet_$p]=$(images_per_s "$line")
+    ours_cells+="$p $(cell "$line"); "
+  done
   while read -r line; do
     echo "$line" >&2
-    row+=" | $(images_per_s "$line")"
-    [[ -n $(memory "$line") ]] && row+=" ($(memory "$line") MiB)"
-    [[ -z $first ]] && first=$(images_per_s "$line")
+    v=$(awk '{print $2}' <<<"$line")
+    speed[$v]=$(images_per_s "$line")
+    theirs_cells+="$v $(cell "$line"); "
   done < <("$python" scripts/bench_pytorch.py --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
              --device "$device" --variants "$variants" --threads "$threads")
-  ratio=$(awk -v a="$(images_per_s "$ours")" -v b="$first" 'BEGIN { printf "%.2f", a / b }')
-  echo "$row | $ratio |"
+  for p in ${precisions//,/ }; do
+    v=$(peer "$p")
+    [[ -n ${speed[$v]:-} ]] && ratios+="$p: $(awk -v a="${speed[effnet_$p]}" -v b="${speed[$v]}" 'BEGIN { printf "%.2f", a / b }'); "
+  done
+  echo "| $model | ${size}x$size | $batch | ${ours_cells%; } | ${theirs_cells%; } | ${ratios%; } |"
+  unset speed
 done
