@@ -10,12 +10,15 @@ void check_probability(const char* layer, double p) {
   EFFNET_CHECK(p >= 0 && p < 1, layer, ": drop probability must be in [0, 1), got ", p);
 }
 
-// x * mask / keep, where mask ~ Bernoulli(keep) has `mask_shape` (broadcast over x).
+// x * mask / keep, where mask ~ Bernoulli(keep) has `mask_shape` (broadcast over x). For a 16-bit x
+// (mixed precision) the uniforms are drawn in float32, as a 16-bit uniform would skew the keep rate, and the
+// scaled mask is cast to x's dtype.
 Tensor drop(const Tensor& x, double p, const Shape& mask_shape) {
   const double keep = 1.0 - p;
-  const TensorOptions options(x.dtype(), x.device());
+  const bool is_16bit = x.dtype() == kFloat16 || x.dtype() == kBFloat16;
+  const TensorOptions options(is_16bit ? kFloat32 : x.dtype(), x.device());
   const Tensor mask = lt(rand(mask_shape, options), full({}, keep, options));
-  return mul(x, mul(mask, 1.0 / keep));
+  return mul(x, mul(mask, 1.0 / keep).to(x.dtype()));
 }
 
 }  // namespace

@@ -143,7 +143,11 @@ Tensor EfficientNet::forward_features(const Tensor& x) {
   return silu(bn2->forward(conv_head->forward(y)));
 }
 
-Tensor EfficientNet::pooled(const Tensor& features) { return dropout->forward(mean(features, {2, 3})); }
+// Under mixed precision (tensor/autocast.h) the features are 16-bit; the pooled vector goes back to the
+// parameters' dtype here, so the classifier, the loss and the metrics run in float32 as without it.
+Tensor EfficientNet::pooled(const Tensor& features) {
+  return dropout->forward(mean(features, {2, 3})).to(conv_head->weight.dtype());
+}
 
 MaskHeadLogits EfficientNet::heads_of(const Tensor& pooled) {
   return {classifier_mask->forward(pooled), classifier_gender->forward(pooled), classifier_age->forward(pooled)};

@@ -6,13 +6,14 @@
 #   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
 #   4. runs compute-sanitizer memcheck over the CUDA tests;
-#   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench, the
-#      same side by side with PyTorch (scripts/bench_compare.sh), and one epoch of the recipe (B4, crop
-#      384x320 of 512x384 demo photos) with effnet_train;
+#   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
+#      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 step, and one epoch
+#      of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train;
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 #
 # Environment: SKIP="memcheck recipe ..." leaves those steps out (to fit a lease: a second check after a fix
-# may need only some); BENCH_VARIANTS and BENCH_PRECISIONS go to scripts/bench_compare.sh.
+# may need only some); BENCH_VARIANTS and BENCH_PRECISIONS go to scripts/bench_compare.sh; RECIPE_PRECISION
+# (default bf16) is the recipe step's --precision.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device-logs}
@@ -72,19 +73,25 @@ if [[ ${skipped:-0} -ne 0 ]]; then
   echo "FAIL: $skipped skipped test lines (every test must run on a GPU machine)"
   status=1
 fi
-# The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error. The
-# whole-model tests are left out too: they run the same kernels as the layer tests, 100 times slower here.
-step memcheck timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-  "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld:*TimmParityCuda*efficientnet*:EfficientNetCuda.*' \
-  || status=1
 step demo "$bin/effnet_demo" --device cuda || status=1
 # EfficientNet training steps (B4 at 380x380, B0 at 224x224; forward, cross-entropy, backward, AdamP) side by
 # side with PyTorch + timm on this card: the Markdown table for docs/performance.md is the log's tail.
 step bench_vs_pytorch timeout 420 env PYTHON=python3 scripts/bench_compare.sh "$bin" cuda || status=1
+# Where B4's bf16 training step spends its GPU time, per kernel entry (tensor/cuda/profiler.h).
+step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 "$bin/effnet_bench" --model efficientnet_b4 \
+  --img-size 380 --batch 32 --steps 3 --precision bf16 --device cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \
-  '$bin/effnet_train' --config configs/mask_b4_recipe.toml --data '$demo/data' --epochs 1 --out '$demo/run'" \
+  '$bin/effnet_train' --config configs/mask_b4_recipe.toml --data '$demo/data' --epochs 1 --out '$demo/run' \
+  --precision ${RECIPE_PRECISION:-bf16}" \
+  || status=1
+
+# Last, so that a slow sanitizer run cannot crowd out the measurements within a lease.
+# The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error. The
+# whole-model tests are left out too: they run the same kernels as the layer tests, 100 times slower here.
+step memcheck timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+  "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld:*TimmParityCuda*efficientnet*:EfficientNetCuda.*' \
   || status=1
 
 echo

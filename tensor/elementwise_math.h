@@ -112,6 +112,35 @@ void with_floating_type(DType dtype, const char* op, F&& f) {
   }
 }
 
+// The type a kernel computes in for element type T: float16 and bfloat16 are loaded into float32, computed
+// on, and rounded once when stored (PyTorch's "opmath"); float32 and float64 compute in themselves, so their
+// results are unchanged by the 16-bit path.
+template <class T>
+struct ComputeType {
+  using type = T;
+};
+template <>
+struct ComputeType<Float16> {
+  using type = float;
+};
+template <>
+struct ComputeType<BFloat16> {
+  using type = float;
+};
+template <class T>
+using compute_t = typename ComputeType<T>::type;
+
+// Calls f(T{}) for the dtypes the mixed-precision kernels take (elementwise math, reductions, convolution,
+// batch norm): float32, float64, float16 and bfloat16; throws naming `op` for int64.
+template <class F>
+void with_computable_type(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::Float16: return f(Float16{});
+    case DType::BFloat16: return f(BFloat16{});
+    default: return with_floating_type(dtype, op, f);
+  }
+}
+
 // The same for the dtypes that copy (casts included) and fill handle: every dtype. float16 and bfloat16
 // elements (tensor/half.h) convert through float32.
 template <class F>

@@ -10,6 +10,7 @@ namespace effnet {
 
 // y = conv(x, w) (+ bias). x [N, C, H, W], w [K, C / groups, R, S], bias [K] or undefined.
 // The backward computes only the gradients its inputs need (no input gradient for the stem's image).
+// Under autocast (tensor/autocast.h) the operands are cast to its 16-bit dtype first.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& geometry);
 
 // The output size of one spatial dim of a convolution (throws naming `op` when it would be below 1).
@@ -22,6 +23,8 @@ Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t
 // training: normalizes with the batch's mean and biased variance and updates running_mean and
 // running_var (unbiased) in place with `momentum`; needs more than one value per channel.
 // eval: normalizes with the running statistics.
+// x float16 or bfloat16 with float32 gamma, beta and statistics is mixed precision: y has x's dtype, the
+// statistics are computed and kept in float32.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps);
 

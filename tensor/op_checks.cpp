@@ -22,7 +22,7 @@ void check_same_device_dtype(const char* op, const std::vector<Tensor>& operands
 
 void check_floating(const char* op, const Tensor& t) {
   check_defined(op, t);
-  EFFNET_CHECK(t.dtype() == DType::Float32 || t.dtype() == DType::Float64, op, ": expected a float32 or float64 tensor, got ",
+  EFFNET_CHECK(is_floating(t.dtype()), op, ": expected a floating tensor (float32, float64, float16 or bfloat16), got ",
                t.str());
 }
 

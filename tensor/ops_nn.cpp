@@ -9,6 +9,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "tensor/autocast.h"
 #include "tensor/op_checks.h"
 #include "tensor/ops.h"
 
@@ -57,7 +58,9 @@ class Conv2dBackward : public autograd::Node {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dGeometry& g) {
+  // Under autocast (tensor/autocast.h) the operands are cast to its 16-bit dtype first, on the tape.
+  const Tensor x = autocast(x_in), w = autocast(w_in), bias = autocast(bias_in);
   std::vector<Tensor> operands{x, w};
   if (bias.defined()) operands.push_back(bias);
   check_same_device_dtype("conv2d", operands);
@@ -107,7 +110,16 @@ Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
-  check_same_device_dtype("batch_norm", {x, gamma, beta, running_mean, running_var});
+  check_defined("batch_norm", x, "the input");
+  check_same_device_dtype("batch_norm", {gamma, beta, running_mean, running_var});
+  // Mixed precision: a float16 / bfloat16 input with float32 parameters and statistics (tensor/autocast.h).
+  const bool mixed = (x.dtype() == kFloat16 || x.dtype() == kBFloat16) && gamma.dtype() == kFloat32;
+  if (mixed) {
+    EFFNET_CHECK(x.device() == gamma.device(), "batch_norm: operands are on different devices: ", x.str(), " and ",
+                 gamma.str());
+  } else {
+    check_same_device_dtype("batch_norm", {x, gamma});
+  }
   check_floating("batch_norm", x);
   EFFNET_CHECK(x.dim() == 4, "batch_norm: expected an input [N, C, H, W], got ", x.str());
   const int64_t c = x.size(1);
@@ -119,15 +131,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
   if (!training) {
     const Tensor scale = mul(gamma, rsqrt(add(running_var.detach(), eps)));
     const Tensor shift = sub(beta, mul(running_mean.detach(), scale));
-    return add(mul(x, scale.view({1, c, 1, 1})), shift.view({1, c, 1, 1}));
+    return add(mul(x, scale.to(x.dtype()).view({1, c, 1, 1})), shift.to(x.dtype()).view({1, c, 1, 1}));
   }
   const int64_t m = x.numel() / c;
   EFFNET_CHECK(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.str());
   EFFNET_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(),
                "batch_norm: running statistics must be contiguous");
   const Tensor xc = x.detach().contiguous();
-  const TensorOptions options(x.dtype(), x.device());
-  Tensor y = empty(x.shape(), options), save_mean = empty({c}, options), save_invstd = empty({c}, options);
+  const TensorOptions stats(gamma.dtype(), x.device());
+  Tensor y = empty(x.shape(), TensorOptions(x.dtype(), x.device())), save_mean = empty({c}, stats),
+         save_invstd = empty({c}, stats);
   backend(x.device(), "batch_norm").batch_norm_train(xc, gamma.detach().contiguous(), beta.detach().contiguous(),
                                                      running_mean.detach(), running_var.detach(), momentum, eps, y,
                                                      save_mean, save_invstd);

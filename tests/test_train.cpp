@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -62,6 +64,30 @@ TEST_F(TrainEndToEnd, InterruptedAndResumedRunEndsLikeAnUninterruptedOne) {
   EXPECT_EQ(a[0], "epoch,train_loss,train_acc,val_loss,val_acc,val_macro_f1,lr,");
   EXPECT_EQ(a, b);
   EXPECT_EQ(lines_of(straight + "/submission.csv"), lines_of(interrupted + "/submission.csv"));
+}
+
+// Mixed precision through the whole loop: float16 with loss scaling, interrupted and resumed (the scale
+// travels in last.ckpt), ends like an uninterrupted float16 run; the saved config says which precision.
+TEST_F(TrainEndToEnd, Float16RunResumesLikeAnUninterruptedOne) {
+  test::TempDir runs("train_fp16_runs");
+  const std::string straight = runs / "straight", interrupted = runs / "interrupted";
+  TrainConfig c = tiny(straight);
+  c.precision = "fp16";
+  c.epochs = 1;
+  c.predict = false;
+  ASSERT_EQ(run_training(c, {}), 0);
+  c.out = interrupted;
+  RunOptions stop_early;
+  stop_early.interrupt_after_steps = 3;
+  ASSERT_EQ(run_training(c, stop_early), 4);
+  RunOptions resume;
+  resume.resume_dir = interrupted;
+  ASSERT_EQ(run_training(TrainConfig{}, resume), 0);
+  EXPECT_EQ(deterministic_columns(straight + "/metrics.csv"), deterministic_columns(interrupted + "/metrics.csv"));
+  const std::vector<std::string> config = lines_of(interrupted + "/config.toml");
+  EXPECT_NE(std::find(config.begin(), config.end(), "precision = 'fp16'"), config.end());
+  const std::vector<std::string> metrics = fields_of(lines_of(straight + "/metrics.csv").at(1));
+  EXPECT_TRUE(std::isfinite(std::stod(metrics.at(1)))) << "train loss " << metrics.at(1);
 }
 
 TEST_F(TrainEndToEnd, RunDirectoryHoldsEverything) {

@@ -36,6 +36,8 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   metadata["loop.seconds"] = exact(state.seconds);
   metadata["loop.best_macro_f1"] = exact(state.best_macro_f1);
   metadata["loop.best_epoch"] = std::to_string(state.best_epoch);
+  metadata["loop.loss_scale"] = exact(state.loss_scale);
+  metadata["loop.loss_scale_growth"] = std::to_string(state.loss_scale_growth);
   metadata["rng.seed"] = std::to_string(default_generator().seed());
   metadata["rng.offset"] = std::to_string(default_generator().offset());
   safetensors::save(path, tensors, metadata);
@@ -75,6 +77,10 @@ LoopState load_checkpoint(const std::string& path, Module& model, Optimizer& opt
   s.seconds = std::stod(meta("loop.seconds"));
   s.best_macro_f1 = std::stod(meta("loop.best_macro_f1"));
   s.best_epoch = std::stoll(meta("loop.best_epoch"));
+  if (file.metadata.count("loop.loss_scale") != 0) {  // written since mixed precision (older: fp32 runs)
+    s.loss_scale = std::stod(meta("loop.loss_scale"));
+    s.loss_scale_growth = std::stoll(meta("loop.loss_scale_growth"));
+  }
   default_generator().manual_seed(std::stoull(meta("rng.seed")));
   default_generator().set_offset(std::stoull(meta("rng.offset")));
   return s;

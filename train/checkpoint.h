@@ -3,7 +3,7 @@
 //   tensors   model.<name> (parameters and buffers), optimizer.<param>.<state>
 //   metadata  optimizer.*, scheduler.*, and the loop's state: epoch and batch to continue from, the
 //             partial sums of an interrupted epoch, the best macro-F1 so far, the default generator's
-//             seed and offset (dropout and drop path draw from it)
+//             seed and offset (dropout and drop path draw from it), float16's loss scale
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,9 @@ struct LoopState {
   double seconds = 0;  // training time of the epoch so far
   double best_macro_f1 = -1;
   int64_t best_epoch = -1;
+  // float16 training's DynamicLossScaler (optim/loss_scaler.h): its scale and growth count; 0 without one.
+  double loss_scale = 0;
+  int64_t loss_scale_growth = 0;
 };
 
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer,

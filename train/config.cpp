@@ -92,6 +92,12 @@ const std::vector<Option>& options() {
       {"train", "clip_grad", "--clip-grad", &TrainConfig::clip_grad, "clip the gradient's global norm (0: off)"},
       {"train", "head_weights", "--head-weights", &TrainConfig::head_weights,
        "multi head: loss weights of the mask, gender and age heads"},
+      {"train", "precision", "--precision", &TrainConfig::precision,
+       "fp32, or mixed precision: bf16 or fp16 activations and convolutions with float32 weights, batch-norm "
+       "statistics, loss and optimizer (fp16 with dynamic loss scaling)",
+       {"fp32", "bf16", "fp16"}},
+      {"train", "tf32", "--tf32", &TrainConfig::tf32,
+       "let float32 convolutions and matrix products use TF32 tensor cores (CUDA; about 1e-3 relative error)"},
       {"run", "seed", "--seed", &TrainConfig::seed, "seed of initialisation, split, order and augmentation"},
       {"run", "device", "--device", &TrainConfig::device, "cpu, cuda or cuda:N"},
       {"run", "out", "--out", &TrainConfig::out, "run directory"},
@@ -121,6 +127,13 @@ int64_t fold_index(const TrainConfig& config) {
   EFFNET_CHECK(is_integer(config.fold), "config: data.fold is '", config.fold,
                "'; accepted: all, or a fold index 0 .. folds-1");
   return std::stoll(config.fold);
+}
+
+std::optional<DType> parse_precision(const std::string& text, const char* option) {
+  if (text == "fp32") return std::nullopt;
+  if (text == "bf16") return kBFloat16;
+  if (text == "fp16") return kFloat16;
+  EFFNET_FAIL(option, ": expected fp32, bf16 or fp16, got '", text, "'");
 }
 
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const char* option) {

@@ -21,8 +21,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "tensor/dtype.h"
 
 namespace CLI {
 class App;
@@ -75,6 +78,8 @@ struct TrainConfig {
   double focal_gamma = 2;
   double clip_grad = 0;  // 0: no clipping
   std::string head_weights = "1,1,1";
+  std::string precision = "fp32";  // fp32, bf16 or fp16 (mixed precision, tensor/autocast.h)
+  bool tf32 = false;
   // run
   uint64_t seed = 0;
   std::string device = "cpu";
@@ -98,6 +103,10 @@ void validate(const TrainConfig& config);
 bool all_folds(const TrainConfig& config);
 // data.fold as an index; throws naming data.fold unless it is a decimal integer.
 int64_t fold_index(const TrainConfig& config);
+
+// train.precision -> the autocast dtype: "fp32" -> nullopt, "bf16" -> bfloat16, "fp16" -> float16. Throws
+// naming the option for anything else.
+std::optional<DType> parse_precision(const std::string& text, const char* option);
 
 // "384x320" or "384" -> {384, 320} / {384, 384}; "" -> {0, 0}. Throws naming the option.
 std::pair<int64_t, int64_t> parse_size(const std::string& text, const char* option);

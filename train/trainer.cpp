@@ -32,9 +32,12 @@
 #include "models/weights.h"
 #include "optim/adam.h"
 #include "optim/clip_grad.h"
+#include "optim/loss_scaler.h"
 #include "optim/madgrad.h"
 #include "optim/param_groups.h"
 #include "optim/sgd.h"
+#include "tensor/autocast.h"
+#include "tensor/math_mode.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
 #include "train/checkpoint.h"
@@ -99,7 +102,8 @@ std::vector<int64_t> counts_of(const std::vector<int64_t>& labels, int64_t class
 // multi head's 18-class log-probabilities; argmax and softmax treat both alike.
 class Criterion {
  public:
-  Criterion(const TrainConfig& c, const std::vector<data::Sample>& train_samples, Device device) {
+  Criterion(const TrainConfig& c, const std::vector<data::Sample>& train_samples, Device device)
+      : autocast_(parse_precision(c.precision, "train.precision")) {
     std::vector<int64_t> labels;
     for (const data::Sample& s : train_samples) labels.push_back(s.label);
     auto options_for = [&](const std::vector<int64_t>& head_labels, int64_t classes) {
@@ -126,6 +130,7 @@ class Criterion {
 
   // {loss, scores [N, C]} of one batch.
   std::pair<Tensor, Tensor> operator()(EfficientNet& model, const Tensor& images, const Tensor& labels) const {
+    const AutocastGuard autocast(autocast_);  // mixed precision: 16-bit convolutions; the head is float32
     if (single_) {
       Tensor logits = model.forward(images);
       return {(*single_)(logits, labels), logits};
@@ -135,6 +140,7 @@ class Criterion {
   }
 
  private:
+  std::optional<DType> autocast_;
   std::optional<WeightedLoss> single_;
   std::optional<MultiHeadLoss> multi_;
 };
@@ -245,10 +251,15 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
   const Criterion criterion(config, train_samples, device);
   std::unique_ptr<Optimizer> optimizer = make_optimizer(config, model);
   LRScheduler scheduler(*optimizer, schedule_for(config));
+  set_allow_tf32(config.tf32);
+  // float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
+  std::optional<DynamicLossScaler> scaler;
+  if (config.precision == "fp16") scaler.emplace();
 
   LoopState state;
   if (resuming) {
     state = load_checkpoint(dir + "/last.ckpt", model, *optimizer, scheduler);
+    if (scaler && state.loss_scale > 0) scaler->restore(state.loss_scale, state.loss_scale_growth);
     std::printf("resumed %s at epoch %lld, batch %lld\n", dir.c_str(), static_cast<long long>(state.epoch + 1),
                 static_cast<long long>(state.batch));
   }
@@ -276,9 +287,21 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
                                                    : "no checkpoint was written yet");
         return 3;
       }
-      loss.backward();
-      if (config.clip_grad > 0) clip_grad_norm(model.parameters(), config.clip_grad);
-      optimizer->step();
+      if (scaler) {  // skips the step (and lowers the scale) when a gradient overflowed
+        scaler->scale(loss).backward();
+        if (config.clip_grad > 0) {
+          scaler->unscale(*optimizer);
+          clip_grad_norm(model.parameters(), config.clip_grad);
+        }
+        scaler->step(*optimizer);
+        scaler->update();
+        state.loss_scale = scaler->current_scale();
+        state.loss_scale_growth = scaler->growth_tracker();
+      } else {
+        loss.backward();
+        if (config.clip_grad > 0) clip_grad_norm(model.parameters(), config.clip_grad);
+        optimizer->step();
+      }
       optimizer->zero_grad();
       scheduler.step_iteration();
       const int64_t n = batch->images.size(0);
@@ -366,7 +389,8 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
     if (epoch + 1 == config.epochs) {
       std::printf("%s%s", confusion.report(names).c_str(), confusion.matrix_table().c_str());
     }
-    state = LoopState{epoch + 1, 0, 0, 0, 0, 0, state.best_macro_f1, state.best_epoch};
+    state = LoopState{epoch + 1, 0, 0, 0, 0, 0, state.best_macro_f1, state.best_epoch, state.loss_scale,
+                      state.loss_scale_growth};
     save_checkpoint(dir + "/last.ckpt", model, *optimizer, scheduler, state);
   }
   std::printf("best validation macro-F1 %.4f at epoch %lld (%s/best.safetensors)\n", state.best_macro_f1,

@@ -10,6 +10,7 @@
 
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
+#include "tensor/cpu/widen.h"
 #include "tensor/elementwise_math.h"
 
 namespace effnet::cpu {
@@ -17,6 +18,13 @@ namespace effnet::cpu {
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
                       const Tensor& save_invstd) {
+  if (is_16bit(x)) {  // mixed precision: float32 statistics, the output rounded once
+    const Tensor wide = float32_like(y);
+    batch_norm_train(widened(x), gamma, beta, running_mean, running_var, momentum, eps, wide, save_mean,
+                     save_invstd);
+    copy(y, wide);
+    return;
+  }
   with_floating_type(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), m = n * hw;
@@ -60,8 +68,15 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
 }
 
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                         const Tensor& save_invstd, double /*eps*/, const Tensor& grad_x, const Tensor& grad_gamma,
+                         const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta) {
+  if (is_16bit(x)) {
+    const Tensor wide = float32_like(grad_x);
+    batch_norm_backward(widened(grad_y), widened(x), gamma, save_mean, save_invstd, eps, wide, grad_gamma,
+                        grad_beta);
+    copy(grad_x, wide);
+    return;
+  }
   with_floating_type(x.dtype(), "batch_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), m = n * hw;

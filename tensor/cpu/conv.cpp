@@ -35,6 +35,7 @@
 
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
+#include "tensor/cpu/widen.h"
 #include "tensor/elementwise_math.h"
 
 #if defined(EFFNET_HAVE_CBLAS)
@@ -320,6 +321,12 @@ void backward_weight_depthwise(const Dims& d, const T* gy, const T* x, T* gw) {
 }  // namespace
 
 void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y) {
+  if (is_16bit(y)) {
+    const Tensor wide = float32_like(y);
+    conv2d(widened(x), widened(w), g, wide);
+    copy(y, wide);
+    return;
+  }
   with_floating_type(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     if (y.numel() == 0) return;
@@ -334,6 +341,12 @@ void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Ten
 }
 
 void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g, const Tensor& grad_x) {
+  if (is_16bit(grad_x)) {
+    const Tensor wide = float32_like(grad_x);
+    conv2d_backward_input(widened(grad_y), widened(w), g, wide);
+    copy(grad_x, wide);
+    return;
+  }
   with_floating_type(grad_y.dtype(), "conv2d_backward_input", [&](auto tag) {
     using T = decltype(tag);
     if (grad_x.numel() == 0) return;
@@ -348,6 +361,12 @@ void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGe
 }
 
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g, const Tensor& grad_w) {
+  if (is_16bit(grad_w)) {
+    const Tensor wide = float32_like(grad_w);
+    conv2d_backward_weight(widened(grad_y), widened(x), g, wide);
+    copy(grad_w, wide);
+    return;
+  }
   with_floating_type(grad_y.dtype(), "conv2d_backward_weight", [&](auto tag) {
     using T = decltype(tag);
     if (grad_w.numel() == 0) return;

@@ -1,5 +1,6 @@
 // CPU elementwise kernels: fill, copy/cast, Philox random fills, unary and binary math. The scalar math
-// is in tensor/elementwise_math.h, shared with the CUDA kernels.
+// is in tensor/elementwise_math.h, shared with the CUDA kernels; float16 and bfloat16 elements are computed
+// in float32 and rounded once (compute_t).
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/elementwise_math.h"
@@ -51,15 +52,19 @@ void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t see
 
 namespace {
 
+// T is the element type; the math runs in compute_t<T> (float32 for the 16-bit types, rounded once on store).
 template <UnaryOp kOp, class T>
-void unary_typed(const Tensor& x, T alpha, const Tensor& out) {
+void unary_typed(const Tensor& x, compute_t<T> alpha, const Tensor& out) {
+  using C = compute_t<T>;
   for_each_run<2>({&out, &x}, [alpha](auto p, auto s, int64_t n) {
     T* o = reinterpret_cast<T*>(p[0]);
     const T* v = reinterpret_cast<const T*>(p[1]);
     if (s[0] == 1 && s[1] == 1) {
-      for (int64_t i = 0; i < n; ++i) o[i] = math::unary<kOp>(v[i], alpha);
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(math::unary<kOp>(static_cast<C>(v[i]), alpha));
     } else {
-      for (int64_t i = 0; i < n; ++i) o[i * s[0]] = math::unary<kOp>(v[i * s[1]], alpha);
+      for (int64_t i = 0; i < n; ++i) {
+        o[i * s[0]] = static_cast<T>(math::unary<kOp>(static_cast<C>(v[i * s[1]]), alpha));
+      }
     }
   });
 }
@@ -69,20 +74,21 @@ void unary_typed(const Tensor& x, T alpha, const Tensor& out) {
 void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out) {
   if (x.dtype() == DType::Int64) {  // counters: only x + alpha
     EFFNET_CHECK(op == UnaryOp::AddScalar, "unary: int64 tensors support only adding a scalar");
-    unary_typed<UnaryOp::AddScalar>(x, static_cast<int64_t>(alpha), out);
+    unary_typed<UnaryOp::AddScalar, int64_t>(x, static_cast<int64_t>(alpha), out);
     return;
   }
-  with_floating_type(x.dtype(), "unary", [&](auto tag) {
+  with_computable_type(x.dtype(), "unary", [&](auto tag) {
     using T = decltype(tag);
     math::with_unary_op(op, [&](auto op_tag) {
-      unary_typed<decltype(op_tag)::value>(x, static_cast<T>(alpha), out);
+      unary_typed<decltype(op_tag)::value, T>(x, static_cast<compute_t<T>>(alpha), out);
     });
   });
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  with_floating_type(a.dtype(), "binary", [&](auto tag) {
+  with_computable_type(a.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
+    using C = compute_t<T>;
     math::with_binary_op(op, [&](auto op_tag) {
       constexpr BinaryOp kOp = decltype(op_tag)::value;
       for_each_run<3>({&out, &a, &b}, [](auto p, auto s, int64_t n) {
@@ -90,9 +96,14 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
         const T* x = reinterpret_cast<const T*>(p[1]);
         const T* y = reinterpret_cast<const T*>(p[2]);
         if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = math::binary<kOp>(x[i], y[i]);
+          for (int64_t i = 0; i < n; ++i) {
+            o[i] = static_cast<T>(math::binary<kOp>(static_cast<C>(x[i]), static_cast<C>(y[i])));
+          }
         } else {
-          for (int64_t i = 0; i < n; ++i) o[i * s[0]] = math::binary<kOp>(x[i * s[1]], y[i * s[2]]);
+          for (int64_t i = 0; i < n; ++i) {
+            o[i * s[0]] =
+                static_cast<T>(math::binary<kOp>(static_cast<C>(x[i * s[1]]), static_cast<C>(y[i * s[2]])));
+          }
         }
       });
     });

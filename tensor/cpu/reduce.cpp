@@ -4,8 +4,8 @@
 //   out[o] = sum or max of x over the elements that map onto o
 //
 // The input is split into "kept" dims (those of out) and "reduced" dims; each output walks its reduced
-// elements with StridedIndex, runs of the innermost reduced dim at a fixed stride. float32 sums accumulate
-// in double: this loop is the reference the CUDA kernels are compared with.
+// elements with StridedIndex, runs of the innermost reduced dim at a fixed stride. float32 (and float16,
+// bfloat16) sums accumulate in double: this loop is the reference the CUDA kernels are compared with.
 #include <omp.h>
 
 #include <cmath>
@@ -73,7 +73,7 @@ Acc reduce_range(const T* base, const ReducePlan& p, int64_t first, int64_t last
 
 template <class T, ReduceOp op>
 void reduce_typed(const Tensor& x, const Tensor& out) {
-  using Acc = std::conditional_t<op == ReduceOp::Sum, double, T>;
+  using Acc = std::conditional_t<op == ReduceOp::Sum, double, compute_t<T>>;
   const ReducePlan p = plan(x, out);
   const T* in = x.data<T>();
   T* o = out.data<T>();
@@ -111,7 +111,7 @@ void reduce_typed(const Tensor& x, const Tensor& out) {
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
-  with_floating_type(x.dtype(), "reduce", [&](auto tag) {
+  with_computable_type(x.dtype(), "reduce", [&](auto tag) {
     using T = decltype(tag);
     if (op == ReduceOp::Sum) reduce_typed<T, ReduceOp::Sum>(x, out);
     else reduce_typed<T, ReduceOp::Max>(x, out);

@@ -14,6 +14,7 @@
 //   - the per-channel descriptor (cudnnDeriveBNTensorDescriptor, 1 x C x 1 x 1) is double for double x and
 //     float otherwise, so float32 and float64 keep one dtype throughout.
 // CUDNN_BATCHNORM_SPATIAL_PERSISTENT is faster but can overflow on some inputs, hence plain SPATIAL.
+// float16 / bfloat16 inputs (mixed precision, float32 per-channel tensors) go to batch_norm_half.cu.
 #include <climits>
 #include <initializer_list>
 
@@ -71,6 +72,10 @@ void zero(const Tensor& t, cudaStream_t stream) {
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, const Tensor& y,
                       const Tensor& save_mean, const Tensor& save_invstd) {
+  if (x.dtype() == kFloat16 || x.dtype() == kBFloat16) {
+    batch_norm_train_16bit(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
+    return;
+  }
   const char* op = "cuda batch_norm";
   check_operands(op, x, {&y}, {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
   EFFNET_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum of ",
@@ -97,6 +102,10 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                          const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta) {
+  if (x.dtype() == kFloat16 || x.dtype() == kBFloat16) {
+    batch_norm_backward_16bit(grad_y, x, gamma, save_mean, save_invstd, grad_x, grad_gamma, grad_beta);
+    return;
+  }
   const char* op = "cuda batch_norm_backward";
   check_operands(op, x, {&grad_y, &grad_x}, {&gamma, &save_mean, &save_invstd, &grad_gamma, &grad_beta});
   if (x.size(1) == 0) return;

@@ -1,4 +1,5 @@
-// 2-D convolution through cuDNN (NCHW, float32 and float64): the forward product and its two gradients.
+// 2-D convolution through cuDNN (NCHW; float32, float64, and float16 / bfloat16 with float32 accumulation):
+// the forward product and its two gradients.
 //
 //   forward          y[n, k, p, q] = sum_{c in group(k), r, s} w[k, c, r, s] x[n, c, ih(p, r), iw(q, s)]
 //   backward input   grad_x[n, c, i, j] = sum over k in group(c) and the (r, s, p, q) with ih(p, r) = i and
@@ -13,11 +14,15 @@
 // scratch needs and dtype support. One is chosen per problem, the first time it is seen: from cuDNN's
 // heuristics, or (EFFNET_CUDNN_BENCHMARK=1) by timing them all on the real operands, which costs a pass of
 // every algorithm but can pick a faster one. The choice is cached with its workspace size; the workspace
-// itself is the context's scratch buffer.
+// itself is the context's scratch buffer. A float16 / bfloat16 problem for which cuDNN has no algorithm is
+// computed in float32 from widened copies (said once on stderr).
 //
 // float32 runs with CUDNN_FMA_MATH: the default math lets Ampere and later GPUs use TF32 tensor cores, which
-// round the inputs to 10 mantissa bits (~1e-3 relative error), and results must match the CPU to ~1e-5.
+// round the inputs to 10 mantissa bits (~1e-3 relative error), and results must match the CPU to ~1e-5 —
+// unless allow_tf32() (tensor/math_mode.h) asks for the faster math. float16 and bfloat16 use tensor cores
+// with float32 accumulation (compute type float32).
 #include <algorithm>
+#include <cstdio>
 #include <array>
 #include <climits>
 #include <cstdlib>
@@ -31,6 +36,7 @@
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cudnn.h"
 #include "tensor/cuda/kernels.h"
+#include "tensor/math_mode.h"
 
 namespace effnet::cuda {
 namespace {
@@ -61,6 +67,7 @@ int as_int(int64_t value, Direction direction, const char* what) {
 struct Problem {
   cudnnHandle_t handle = nullptr;
   cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  bool tf32 = false;  // float32 may use TF32 tensor cores
   TensorDescriptor x_desc, y_desc;
   FilterDescriptor w_desc;
   ConvolutionDescriptor conv_desc;
@@ -71,7 +78,8 @@ struct Problem {
   Problem(Direction direction, cudnnHandle_t cudnn, const Tensor& xt, const Tensor& wt, const Tensor& yt,
           const Conv2dGeometry& g)
       : handle(cudnn),
-        type(xt.dtype() == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT),
+        type(cudnn_type(xt.dtype())),
+        tf32(type == CUDNN_DATA_FLOAT && allow_tf32()),
         x(xt.data_ptr()),
         w(wt.data_ptr()),
         y(yt.data_ptr()) {
@@ -88,22 +96,45 @@ struct Problem {
         conv_desc.get(), as_int(g.pad_h, direction, "pad_h"), as_int(g.pad_w, direction, "pad_w"),
         as_int(g.stride_h, direction, "stride_h"), as_int(g.stride_w, direction, "stride_w"),
         as_int(g.dilation_h, direction, "dilation_h"), as_int(g.dilation_w, direction, "dilation_w"),
-        CUDNN_CROSS_CORRELATION, type));
+        CUDNN_CROSS_CORRELATION, compute_type()));
     EFFNET_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv_desc.get(), as_int(g.groups, direction, "groups")));
     // Tells the algorithm search which math it may use; the choice's own math type is set before the run.
     EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc.get(), default_math()));
   }
 
+  // Accumulation: float64 for float64, float32 for everything else.
+  cudnnDataType_t compute_type() const { return type == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
+
   cudnnMathType_t default_math() const {
-    return type == CUDNN_DATA_DOUBLE ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    return type == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   }
 
-  // Whether an algorithm's math keeps the dtype's full precision: only plain FMA for float32 (anything else
-  // may be TF32); for float64 anything but ALLOW_CONVERSION, which may round to half precision.
+  // Whether an algorithm's math keeps the precision asked for: only plain FMA for float32 without TF32
+  // (anything else may be TF32); otherwise anything but ALLOW_CONVERSION, which may round float32 or float64
+  // operands to float16, or bfloat16 ones to float16's narrower range.
   bool precise(cudnnMathType_t math) const {
-    return type == CUDNN_DATA_DOUBLE ? math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : math == CUDNN_FMA_MATH;
+    return type == CUDNN_DATA_FLOAT && !tf32 ? math == CUDNN_FMA_MATH : math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
   }
 
+  const char* precision_name() const {
+    switch (type) {
+      case CUDNN_DATA_DOUBLE: return "float64";
+      case CUDNN_DATA_HALF: return "float16";
+      case CUDNN_DATA_BFLOAT16: return "bfloat16";
+      default: return tf32 ? "float32 (TF32 allowed)" : "full-precision float32";
+    }
+  }
+
+  static cudnnDataType_t cudnn_type(DType dtype) {
+    switch (dtype) {
+      case DType::Float64: return CUDNN_DATA_DOUBLE;
+      case DType::Float16: return CUDNN_DATA_HALF;
+      case DType::BFloat16: return CUDNN_DATA_BFLOAT16;
+      default: return CUDNN_DATA_FLOAT;
+    }
+  }
+
+  // cuDNN's blend factors are double for double data and float for every other type.
   const void* one() const { return type == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&kOneD) : &kOneF; }
   const void* zero() const { return type == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&kZeroD) : &kZeroF; }
 };
@@ -227,6 +258,7 @@ struct Key {
   int device = 0;
   Direction direction = Direction::Forward;
   DType dtype = kFloat32;
+  bool tf32 = false;
   std::array<int64_t, 4> x{}, w{}, y{};
   std::array<int64_t, 7> geometry{};
   auto operator<=>(const Key&) const = default;
@@ -297,6 +329,8 @@ int rank_candidates(const Problem& p, const Context& ctx, std::vector<typename A
   return Api<D>::find(p, perf, scratch.get(), scratch.bytes());
 }
 
+// The best candidate that keeps the precision asked for and fits the workspace limit; algo -1 when there is
+// none.
 template <Direction D>
 Choice choose(Problem& p, const Context& ctx) {
   std::vector<typename Api<D>::Perf> perf(static_cast<size_t>(std::max(Api<D>::max_count(p), 1)));
@@ -308,9 +342,15 @@ Choice choose(Problem& p, const Context& ctx) {
     const size_t bytes = Api<D>::workspace_size(p, perf[i].algo);
     if (bytes <= kMaxWorkspaceBytes) return {static_cast<int>(perf[i].algo), perf[i].mathType, bytes};
   }
-  EFFNET_FAIL(op_name(D), ": cuDNN offers no ",
-              p.type == CUDNN_DATA_DOUBLE ? "float64" : "full-precision float32", " algorithm within a ",
-              kMaxWorkspaceBytes >> 20, " MiB workspace (", count, " candidates)");
+  return Choice{-1, CUDNN_DEFAULT_MATH, 0};
+}
+
+// A float32 copy of t on its device.
+Tensor widened(const Tensor& t) {
+  Tensor wide = make_tensor(allocate(static_cast<size_t>(t.numel()) * sizeof(float), t.device()), t.shape(),
+                            contiguous_strides(t.shape()), 0, kFloat32);
+  copy(wide, t);
+  return wide;
 }
 
 std::array<int64_t, 4> dims(const Tensor& t) { return {t.size(0), t.size(1), t.size(2), t.size(3)}; }
@@ -320,9 +360,8 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
   const Tensor& out = D == Direction::Forward ? y : D == Direction::BackwardInput ? x : w;
   EFFNET_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, op_name(D), ": expected 4-D operands, got ",
                x.str(), ", ", w.str(), ", ", y.str());
-  EFFNET_CHECK(
-      x.dtype() == w.dtype() && x.dtype() == y.dtype() && (x.dtype() == kFloat32 || x.dtype() == kFloat64),
-      op_name(D), ": expected one dtype, float32 or float64, got ", x.str(), ", ", w.str(), ", ", y.str());
+  EFFNET_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype() && is_floating(x.dtype()), op_name(D),
+               ": expected one floating dtype, got ", x.str(), ", ", w.str(), ", ", y.str());
   EFFNET_CHECK(x.is_contiguous() && w.is_contiguous() && y.is_contiguous(), op_name(D),
                ": operands must be contiguous, got ", x.str(), ", ", w.str(), ", ", y.str());
   if (out.numel() == 0) return;
@@ -340,7 +379,7 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
   Problem p(D, ctx.cudnn, x, w, y, g);
   const std::array<int64_t, 7> geometry{g.stride_h, g.stride_w, g.pad_h, g.pad_w,
                                         g.dilation_h, g.dilation_w, g.groups};
-  const Key key{device, D, x.dtype(), dims(x), dims(w), dims(y), geometry};
+  const Key key{device, D, x.dtype(), p.tf32, dims(x), dims(w), dims(y), geometry};
   Choice choice;
   bool cached = false;
   {
@@ -357,6 +396,19 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     choice = choose<D>(p, ctx);
     std::lock_guard<std::mutex> lock(g_choices_mutex);
     g_choices.emplace(key, choice);
+    if (choice.algo < 0 && (x.dtype() == kFloat16 || x.dtype() == kBFloat16)) {
+      std::fprintf(stderr, "effnet: %s: cuDNN has no %s algorithm for x %s, w %s, y %s; computing it in float32\n",
+                   op_name(D), p.precision_name(), x.str().c_str(), w.str().c_str(), y.str().c_str());
+    }
+  }
+  if (choice.algo < 0) {
+    // A 16-bit problem cuDNN cannot run: the same sums in float32 (exact inputs), rounded once, as the CPU.
+    EFFNET_CHECK(x.dtype() == kFloat16 || x.dtype() == kBFloat16, op_name(D), ": cuDNN offers no ",
+                 p.precision_name(), " algorithm within a ", kMaxWorkspaceBytes >> 20, " MiB workspace");
+    const Tensor xw = widened(x), ww = widened(w), yw = widened(y);
+    convolve<D>(xw, ww, yw, g);
+    copy(out, D == Direction::Forward ? yw : D == Direction::BackwardInput ? xw : ww);
+    return;
   }
   EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
   void* workspace = choice.workspace > 0 ? ctx.workspace(choice.workspace) : nullptr;

@@ -1,5 +1,6 @@
 // Elementwise kernels: fill, copy (with a cast), Philox random fills, unary and binary ops. The scalar math
-// is tensor/elementwise_math.h, shared with the CPU; each (op, type) pair is its own kernel.
+// is tensor/elementwise_math.h, shared with the CPU; each (op, type) pair is its own kernel. float16 and
+// bfloat16 elements are computed in float32 and rounded once on store, as on the CPU.
 //
 //   n        elements of the output; thread i of the grid-stride loop handles elements i, i + grid, ...
 //   operand  0 is the output, then the inputs; all have the output's shape (broadcast inputs: stride 0)
@@ -136,23 +137,26 @@ struct CopyFn {
   __device__ void operator()(const int64_t* off) const { dst[off[0]] = static_cast<D>(src[off[1]]); }
 };
 
+// T is the element type; the math runs in C = compute_t<T> (float32 for float16 and bfloat16).
 template <UnaryOp kOp, class T>
 struct UnaryFn {
+  using C = compute_t<T>;
   T* out;
   const T* x;
-  T alpha;
+  C alpha;
   __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = math::unary<kOp, T>(x[off[1]], alpha);
+    out[off[0]] = static_cast<T>(math::unary<kOp, C>(static_cast<C>(x[off[1]]), alpha));
   }
 };
 
 template <BinaryOp kOp, class T>
 struct BinaryFn {
+  using C = compute_t<T>;
   T* out;
   const T* a;
   const T* b;
   __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = math::binary<kOp, T>(a[off[1]], b[off[2]]);
+    out[off[0]] = static_cast<T>(math::binary<kOp, C>(static_cast<C>(a[off[1]]), static_cast<C>(b[off[2]])));
   }
 };
 
@@ -216,12 +220,12 @@ void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out) {
     launch<2>({&out, &x}, f);
     return;
   }
-  with_floating_type(out.dtype(), "cuda unary", [&](auto zero) {
+  with_computable_type(out.dtype(), "cuda unary", [&](auto zero) {
     using T = decltype(zero);
     math::with_unary_op(op, [&](auto op_constant) {
       constexpr UnaryOp kOp = decltype(op_constant)::value;
       const UnaryFn<kOp, T> f{static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()),
-                              static_cast<T>(alpha)};
+                              static_cast<compute_t<T>>(alpha)};
       launch<2>({&out, &x}, f);
     });
   });
@@ -230,7 +234,7 @@ void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out) {
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   EFFNET_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(), "cuda binary: dtypes differ: ", a.str(),
                ", ", b.str(), " -> ", out.str());
-  with_floating_type(out.dtype(), "cuda binary", [&](auto zero) {
+  with_computable_type(out.dtype(), "cuda binary", [&](auto zero) {
     using T = decltype(zero);
     math::with_binary_op(op, [&](auto op_constant) {
       constexpr BinaryOp kOp = decltype(op_constant)::value;

@@ -43,6 +43,15 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
                          const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta);
 
+// batch_norm_half.cu: the same for float16 / bfloat16 x with float32 per-channel tensors (batch_norm.cpp
+// sends 16-bit inputs there)
+void batch_norm_train_16bit(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                            const Tensor& running_var, double momentum, double eps, const Tensor& y,
+                            const Tensor& save_mean, const Tensor& save_invstd);
+void batch_norm_backward_16bit(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                               const Tensor& save_invstd, const Tensor& grad_x, const Tensor& grad_gamma,
+                               const Tensor& grad_beta);
+
 // loss.cu: cross-entropy from logits
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
                    const Tensor& loss, const Tensor& target_weight);

@@ -1,4 +1,5 @@
-// Batched matrix product out[b] = a[b] @ b[b] through cuBLAS (full fp32 or fp64 math, no TF32).
+// Batched matrix product out[b] = a[b] @ b[b] through cuBLAS (full fp32 or fp64 math; TF32 for float32 only
+// when allow_tf32(), tensor/math_mode.h).
 //
 // cuBLAS is column-major: the bytes of a row-major R x C matrix are the column-major C x R matrix, its
 // transpose. So out^T = b^T a^T is computed as one column-major GEMM with the operands swapped:
@@ -11,12 +12,14 @@
 //   ld  leading dimension: elements between consecutive columns of a column-major matrix
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 
 #include "tensor/cuda/allocator.h"
 #include "tensor/cuda/check.h"
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/kernels.h"
 #include "tensor/elementwise_math.h"
+#include "tensor/math_mode.h"
 
 namespace effnet::cuda {
 namespace {
@@ -114,6 +117,8 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
     const auto* pb = static_cast<const T*>(lhs.tensor.data_ptr());
     const auto* pa = static_cast<const T*>(rhs.tensor.data_ptr());
     auto* pc = static_cast<T*>(out.data_ptr());
+    const bool tf32 = std::is_same_v<T, float> && allow_tf32();
+    EFFNET_CUBLAS_CHECK(cublasSetMathMode(ctx.cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     EFFNET_CUBLAS_CHECK(gemm_strided_batched(ctx.cublas, lhs.op, rhs.op, in, im, ik, &alpha, pb, ld_lhs,
                                              lhs.batch_stride, pa, ld_rhs, rhs.batch_stride, &beta, pc, in,
                                              out_stride, ibatch));

@@ -20,9 +20,11 @@
 // Each thread first accumulates its own strided subset sequentially, then the tree combines the
 // threads: float32 sums stay in float32 with an error of about (R / threads + log2 threads) ulps.
 //
+// float16 and bfloat16 inputs are accumulated in float32, partial results included, and rounded once.
 // Max propagates NaN. Argmax treats NaN as larger than any number and returns the first index among ties.
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/cuda/allocator.h"
@@ -48,11 +50,13 @@ __device__ __forceinline__ ValueIndex<T> shfl_down(ValueIndex<T> v, int delta) {
   return {cuda::shfl_down(v.value, delta), index};
 }
 
+// T: the type accumulated and written (float for float16 / bfloat16 inputs, which `load` converts).
 template <class T>
 struct SumReducer {
   using Acc = T;
   __device__ static Acc identity() { return T(0); }
-  __device__ static Acc load(T v, int64_t) { return v; }
+  template <class In>
+  __device__ static Acc load(In v, int64_t) { return static_cast<T>(v); }
   __device__ Acc operator()(Acc a, Acc b) const { return a + b; }
   __device__ static T finish(Acc a) { return a; }
 };
@@ -61,7 +65,8 @@ template <class T>
 struct MaxReducer {
   using Acc = T;
   __device__ static Acc identity() { return -std::numeric_limits<T>::infinity(); }
-  __device__ static Acc load(T v, int64_t) { return v; }
+  template <class In>
+  __device__ static Acc load(In v, int64_t) { return static_cast<T>(v); }
   __device__ Acc operator()(Acc a, Acc b) const { return (a != a || a > b) ? a : b; }  // NaN wins
   __device__ static T finish(Acc a) { return a; }
 };
@@ -270,12 +275,20 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   const int device = out.device().index;
   const Context& ctx = context(device);
   DeviceGuard guard(device);
-  with_floating_type(x.dtype(), "cuda reduce", [&](auto zero) {
+  with_computable_type(x.dtype(), "cuda reduce", [&](auto zero) {
     using T = decltype(zero);
+    using C = compute_t<T>;
     const auto* px = static_cast<const T*>(x.data_ptr());
-    auto* po = static_cast<T*>(out.data_ptr());
-    if (op == ReduceOp::Sum) run<SumReducer<T>>(ctx, px, plan, po, true);
-    else run<MaxReducer<T>>(ctx, px, plan, po, true);
+    // 16-bit inputs: partial and final results in float32, one rounding at the end.
+    Tensor result = out;
+    if constexpr (!std::is_same_v<T, C>) {
+      result = make_tensor(allocate(static_cast<size_t>(out.numel()) * sizeof(C), out.device()), out.shape(),
+                           contiguous_strides(out.shape()), 0, dtype_of<C>());
+    }
+    auto* po = static_cast<C*>(result.data_ptr());
+    if (op == ReduceOp::Sum) run<SumReducer<C>>(ctx, px, plan, po, true);
+    else run<MaxReducer<C>>(ctx, px, plan, po, true);
+    if constexpr (!std::is_same_v<T, C>) copy(out, result);
   });
 }
 

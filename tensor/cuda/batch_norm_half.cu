@@ -1,0 +1,303 @@
+// Batch normalization in training mode for mixed precision: float16 or bfloat16 activations (x, y, grad_y,
+// grad_x) with float32 per-channel tensors (gamma, beta, running and saved statistics, parameter gradients).
+// float32 and float64 go through cuDNN (batch_norm.cpp); these kernels are effnet's own, because cuDNN's
+// legacy batch norm does not take bfloat16. The math is in tensor/backend.h; every sum is float32.
+//
+//   N batch   C channels   HW pixels per plane   M = N HW values per channel, at (n C + c) HW + k
+//   S         splits: blocks that share one channel's M values when C alone cannot fill the GPU; each
+//             writes its partial sums to a [C, S] buffer that one thread per channel adds up in a fixed
+//             order, so results are deterministic
+//
+// Forward:
+//   stats      grid (C, S): sum (x - x0) and sum (x - x0)^2 with x0 the channel's first value (a shift
+//              near the mean, so the variance does not cancel when |mean| >> std)
+//   finalize   a thread per channel: mean, biased var, invstd = 1 / sqrt(var + eps); running statistics
+//              (unbiased var M / (M - 1)) and save_mean / save_invstd; scale = gamma invstd and
+//              shift = beta - mean scale for the next kernel
+//   normalize  elementwise: y = x scale_c + shift_c
+// Backward (xhat = (x - mean) invstd):
+//   grad sums  grid (C, S): sum dy and sum dy (x - mean)
+//   finalize   grad_beta = sum dy, grad_gamma = invstd sum dy (x - mean); the coefficients of
+//   grad input dx = gamma invstd (dy - grad_beta / M - xhat grad_gamma / M)
+#include <algorithm>
+#include <initializer_list>
+#include <memory>
+
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/check.h"
+#include "tensor/cuda/context.h"
+#include "tensor/cuda/kernels.h"
+#include "tensor/cuda/launch.cuh"
+#include "tensor/half.h"
+
+namespace effnet::cuda {
+namespace {
+
+struct Geometry {
+  uint32_t n = 0, c = 0, hw = 0, m = 0;
+};
+
+// Walks the values of channel `ch` with flat index j in [begin, end) of its M values, `step` apart, calling
+// f(offset of the value in the NCHW tensor). The plane and pixel advance by additions, not divisions.
+template <class F>
+__device__ __forceinline__ void for_channel(const Geometry& g, uint32_t ch, uint32_t begin, uint32_t end,
+                                            uint32_t step, F f) {
+  if (begin >= end) return;
+  uint32_t n = begin / g.hw, k = begin - n * g.hw;
+  for (uint32_t j = begin; j < end; j += step) {
+    f((static_cast<int64_t>(n) * g.c + ch) * g.hw + k);
+    k += step;
+    while (k >= g.hw) {
+      k -= g.hw;
+      ++n;
+    }
+  }
+}
+
+// grid (C, S): partial[ch, s] = (sum a(v), sum b(v)) over split s of channel ch.
+template <class Terms>
+__global__ void __launch_bounds__(kThreads)
+    channel_sums_kernel(Geometry g, Terms terms, float* partial_a, float* partial_b) {
+  __shared__ float shared[kWarpSize + 1];
+  const uint32_t ch = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
+  const uint32_t chunk = (g.m + splits - 1) / splits;
+  const uint32_t begin = s * chunk, end = min(g.m, begin + chunk);
+  float a = 0, b = 0;
+  terms.prepare(ch);
+  for_channel(g, ch, begin + threadIdx.x, end, blockDim.x, [&](int64_t offset) { terms.add(offset, a, b); });
+  a = block_reduce(a, Sum{}, shared);
+  b = block_reduce(b, Sum{}, shared);
+  if (threadIdx.x == 0) {
+    partial_a[ch * splits + s] = a;
+    partial_b[ch * splits + s] = b;
+  }
+}
+
+// Forward terms: (x - x0) and (x - x0)^2.
+template <class T>
+struct StatsTerms {
+  const T* x;
+  Geometry g;
+  float shift = 0;
+  __device__ void prepare(uint32_t ch) { shift = static_cast<float>(x[static_cast<int64_t>(ch) * g.hw]); }
+  __device__ void add(int64_t offset, float& a, float& b) const {
+    const float v = static_cast<float>(x[offset]) - shift;
+    a += v;
+    b += v * v;
+  }
+};
+
+// Backward terms: dy and dy (x - mean).
+template <class T>
+struct GradTerms {
+  const T* x;
+  const T* dy;
+  const float* mean;
+  float mu = 0;
+  __device__ void prepare(uint32_t ch) { mu = mean[ch]; }
+  __device__ void add(int64_t offset, float& a, float& b) const {
+    const float d = static_cast<float>(dy[offset]);
+    a += d;
+    b += d * (static_cast<float>(x[offset]) - mu);
+  }
+};
+
+template <class T>
+__global__ void stats_finalize_kernel(Geometry g, uint32_t splits, const float* partial_sum,
+                                      const float* partial_squares, const T* x, const float* gamma,
+                                      const float* beta, float* running_mean, float* running_var, float momentum,
+                                      float eps, float* save_mean, float* save_invstd, float* scale, float* shift) {
+  const uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= g.c) return;
+  double sum = 0, squares = 0;
+  for (uint32_t s = 0; s < splits; ++s) {
+    sum += partial_sum[ch * splits + s];
+    squares += partial_squares[ch * splits + s];
+  }
+  const double m = g.m, x0 = static_cast<float>(x[static_cast<int64_t>(ch) * g.hw]);
+  const double shifted_mean = sum / m;
+  const double var = fmax(0.0, squares / m - shifted_mean * shifted_mean);
+  const double mean = x0 + shifted_mean;
+  const float invstd = static_cast<float>(1.0 / sqrt(var + eps));
+  running_mean[ch] = (1 - momentum) * running_mean[ch] + momentum * static_cast<float>(mean);
+  running_var[ch] = (1 - momentum) * running_var[ch] + momentum * static_cast<float>(var * m / (m - 1));
+  save_mean[ch] = static_cast<float>(mean);
+  save_invstd[ch] = invstd;
+  scale[ch] = gamma[ch] * invstd;
+  shift[ch] = beta[ch] - static_cast<float>(mean) * gamma[ch] * invstd;
+}
+
+// grad_beta, grad_gamma, and dx = a (dy - b - (x - mean) d) with a = gamma invstd, b = grad_beta / M,
+// d = invstd grad_gamma / M.
+__global__ void grad_finalize_kernel(Geometry g, uint32_t splits, const float* partial_dy,
+                                     const float* partial_dy_xmu, const float* gamma, const float* invstd,
+                                     float* grad_gamma, float* grad_beta, float* coef_a, float* coef_b,
+                                     float* coef_d) {
+  const uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= g.c) return;
+  float sum_dy = 0, sum_dy_xmu = 0;
+  for (uint32_t s = 0; s < splits; ++s) {
+    sum_dy += partial_dy[ch * splits + s];
+    sum_dy_xmu += partial_dy_xmu[ch * splits + s];
+  }
+  const float is = invstd[ch], m = static_cast<float>(g.m);
+  grad_beta[ch] = sum_dy;
+  grad_gamma[ch] = is * sum_dy_xmu;
+  coef_a[ch] = gamma[ch] * is;
+  coef_b[ch] = sum_dy / m;
+  coef_d[ch] = is * is * sum_dy_xmu / m;
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    normalize_kernel(int64_t total, uint32_t hw, uint32_t c, const T* x, const float* scale, const float* shift,
+                     T* y) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const uint32_t ch = static_cast<uint32_t>(i / hw) % c;
+    y[i] = static_cast<T>(static_cast<float>(x[i]) * scale[ch] + shift[ch]);
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    grad_input_kernel(int64_t total, uint32_t hw, uint32_t c, const T* x, const T* dy, const float* mean,
+                      const float* coef_a, const float* coef_b, const float* coef_d, T* dx) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const uint32_t ch = static_cast<uint32_t>(i / hw) % c;
+    const float xmu = static_cast<float>(x[i]) - mean[ch];
+    dx[i] = static_cast<T>(coef_a[ch] * (static_cast<float>(dy[i]) - coef_b[ch] - xmu * coef_d[ch]));
+  }
+}
+
+// Splits per channel: enough blocks to fill the GPU, each keeping at least 8 values per thread.
+uint32_t splits_for(const Geometry& g, const Context& ctx) {
+  const int64_t target = int64_t{4} * ctx.properties.multiProcessorCount;
+  const int64_t wanted = (target + g.c - 1) / g.c;
+  const int64_t most = std::max<int64_t>(1, g.m / (int64_t{kThreads} * 8));
+  return static_cast<uint32_t>(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 65535)));
+}
+
+void check(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
+           std::initializer_list<const Tensor*> per_channel) {
+  EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(), op, ": expected a contiguous [N, C, H, W] input, got ", x.str());
+  EFFNET_CHECK(x.numel() <= UINT32_MAX, op, ": ", x.str(), " has more than 2^32 elements");
+  for (const Tensor* t : like_x) {
+    EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous() && t->dtype() == x.dtype(), op, ": ", t->str(),
+                 " does not match the input ", x.str());
+  }
+  for (const Tensor* t : per_channel) {
+    EFFNET_CHECK(t->shape() == Shape{x.size(1)} && t->is_contiguous() && t->dtype() == kFloat32, op, ": ",
+                 t->str(), " should be a contiguous [", x.size(1), "] float32 tensor (mixed precision)");
+  }
+}
+
+Geometry geometry_of(const Tensor& x) {
+  Geometry g;
+  g.n = static_cast<uint32_t>(x.size(0));
+  g.c = static_cast<uint32_t>(x.size(1));
+  g.hw = static_cast<uint32_t>(x.size(2) * x.size(3));
+  g.m = g.n * g.hw;
+  return g;
+}
+
+// float32 scratch of `count` [C] rows on the context's stream (the allocator reuses it only for work queued
+// after these kernels on that stream).
+float* rows(std::shared_ptr<Storage>& holder, int64_t count, int64_t c, int device) {
+  holder = allocate(static_cast<size_t>(count * c) * sizeof(float), Device::cuda(device));
+  return static_cast<float*>(holder->data());
+}
+
+// Calls f(T{}) for a float16 or bfloat16 x; anything else is an error naming `op`.
+template <class F>
+void with_16bit_type(const Tensor& x, const char* op, F&& f) {
+  switch (x.dtype()) {
+    case DType::Float16: return f(Float16{});
+    case DType::BFloat16: return f(BFloat16{});
+    default: EFFNET_FAIL(op, ": expected a float16 or bfloat16 input, got ", x.str());
+  }
+}
+
+// Per-channel results of sums over no values (M = 0).
+void zero_channels(const Context& ctx, std::initializer_list<const Tensor*> channels) {
+  for (const Tensor* t : channels) {
+    EFFNET_CUDA_CHECK(cudaMemsetAsync(t->data_ptr(), 0, static_cast<size_t>(t->numel()) * sizeof(float), ctx.stream));
+  }
+}
+
+}  // namespace
+
+void batch_norm_train_16bit(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                            const Tensor& running_var, double momentum, double eps, const Tensor& y,
+                            const Tensor& save_mean, const Tensor& save_invstd) {
+  const char* op = "cuda batch_norm (16-bit)";
+  check(op, x, {&y}, {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
+  const Geometry g = geometry_of(x);
+  if (g.c == 0) return;
+  const int device = x.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  if (g.m == 0) return zero_channels(ctx, {&save_mean, &save_invstd});
+  const uint32_t splits = splits_for(g, ctx);
+  std::shared_ptr<Storage> scratch;
+  float* partial = rows(scratch, 2 * int64_t{splits} + 2, g.c, device);
+  float* partial_sum = partial;
+  float* partial_squares = partial + int64_t{splits} * g.c;
+  float* scale = partial + 2 * int64_t{splits} * g.c;
+  float* shift = scale + g.c;
+  with_16bit_type(x, op, [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = static_cast<const T*>(x.data_ptr());
+    channel_sums_kernel<<<dim3(g.c, splits), kThreads, 0, ctx.stream>>>(g, StatsTerms<T>{px, g}, partial_sum,
+                                                                           partial_squares);
+    EFFNET_CUDA_CHECK_LAUNCH();
+    stats_finalize_kernel<T><<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
+        g, splits, partial_sum, partial_squares, px, gamma.data<float>(), beta.data<float>(),
+        running_mean.data<float>(), running_var.data<float>(), static_cast<float>(momentum),
+        static_cast<float>(eps), save_mean.data<float>(), save_invstd.data<float>(), scale, shift);
+    EFFNET_CUDA_CHECK_LAUNCH();
+    normalize_kernel<T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
+        x.numel(), g.hw, g.c, px, scale, shift, static_cast<T*>(y.data_ptr()));
+    EFFNET_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void batch_norm_backward_16bit(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                               const Tensor& save_invstd, const Tensor& grad_x, const Tensor& grad_gamma,
+                               const Tensor& grad_beta) {
+  const char* op = "cuda batch_norm_backward (16-bit)";
+  check(op, x, {&grad_y, &grad_x}, {&gamma, &save_mean, &save_invstd, &grad_gamma, &grad_beta});
+  const Geometry g = geometry_of(x);
+  if (g.c == 0) return;
+  const int device = x.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  if (g.m == 0) return zero_channels(ctx, {&grad_gamma, &grad_beta});
+  const uint32_t splits = splits_for(g, ctx);
+  std::shared_ptr<Storage> scratch;
+  float* partial = rows(scratch, 2 * int64_t{splits} + 3, g.c, device);
+  float* partial_dy = partial;
+  float* partial_dy_xmu = partial + int64_t{splits} * g.c;
+  float* coef_a = partial + 2 * int64_t{splits} * g.c;
+  float* coef_b = coef_a + g.c;
+  float* coef_d = coef_b + g.c;
+  with_16bit_type(x, op, [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = static_cast<const T*>(x.data_ptr());
+    const T* pdy = static_cast<const T*>(grad_y.data_ptr());
+    channel_sums_kernel<<<dim3(g.c, splits), kThreads, 0, ctx.stream>>>(
+        g, GradTerms<T>{px, pdy, save_mean.data<float>()}, partial_dy, partial_dy_xmu);
+    EFFNET_CUDA_CHECK_LAUNCH();
+    grad_finalize_kernel<<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
+        g, splits, partial_dy, partial_dy_xmu, gamma.data<float>(), save_invstd.data<float>(),
+        grad_gamma.data<float>(), grad_beta.data<float>(), coef_a, coef_b, coef_d);
+    EFFNET_CUDA_CHECK_LAUNCH();
+    grad_input_kernel<T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
+        x.numel(), g.hw, g.c, px, pdy, save_mean.data<float>(), coef_a, coef_b, coef_d,
+        static_cast<T*>(grad_x.data_ptr()));
+    EFFNET_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace effnet::cuda
