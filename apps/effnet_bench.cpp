@@ -3,7 +3,7 @@
 // and an AdamP step, as in the recipe. On CUDA a step is timed with device events around it on effnet's
 // stream (the host waits after each step, so steps do not overlap); on the CPU with the host clock.
 // --precision bf16 | fp16 is train.precision's mixed precision (fp16 with dynamic loss scaling), --tf32
-// lets float32 use TF32 tensor cores.
+// lets float32 use TF32 tensor cores, --channels-last runs the activations NHWC.
 //
 //   effnet_bench --model efficientnet_b4 --img-size 380 --batch 32 --precision bf16 --device cuda
 //
@@ -100,6 +100,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_flag("--tf32", tf32, "float32 convolutions and matrix products may use TF32 tensor cores");
+  bool channels_last = false;
+  app.add_flag("--channels-last", channels_last, "activations channels-last (NHWC) from the stem on");
   bool loader_mode = false;
   std::string data_root, crop = "384x320";
   std::vector<int> workers{1, 2};
@@ -126,6 +128,7 @@ int main(int argc, char** argv) {
     const Device device = Device::parse(device_name);
     EfficientNetOptions options = efficientnet_options(model_name);
     options.num_classes = classes;
+    options.channels_last = channels_last;
     if (img_size == 0) img_size = options.resolution;
     manual_seed(0);
     EfficientNet model(options);
@@ -191,7 +194,7 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) peak_mib = static_cast<double>(cuda::memory_stats(device.index).peak_allocated) / (1 << 20);
 #endif
     std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), %.1f images/s",
-                (precision + (tf32 ? "+tf32" : "")).c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
+                (precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "")).c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
                 static_cast<long long>(batch), device.str().c_str(), median, ms.front(), ms.back(),
                 1000.0 * static_cast<double>(batch) / median);
     if (device.is_cuda()) std::printf(", peak memory %.0f MiB", peak_mib);

@@ -138,7 +138,8 @@ EfficientNet::EfficientNet(const EfficientNetOptions& o) : options_(o) {
 
 Tensor EfficientNet::forward_features(const Tensor& x) {
   EFFNET_CHECK(x.dim() == 4 && x.size(1) == 3, "EfficientNet: expected images [N, 3, H, W], got ", x.str());
-  Tensor y = silu(bn1->forward(conv_stem->forward(x)));
+  const Tensor input = options_.channels_last ? x.contiguous(MemoryFormat::ChannelsLast) : x;
+  Tensor y = silu(bn1->forward(conv_stem->forward(input)));
   y = blocks->forward(y);
   return silu(bn2->forward(conv_head->forward(y)));
 }

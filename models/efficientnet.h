@@ -53,6 +53,10 @@ struct EfficientNetOptions {
   double bn_eps = 1e-5;
   double bn_momentum = 0.1;
   ClassifierHead head = ClassifierHead::Single;
+  // The images go channels-last (NHWC) at the stem, so every convolution, batch norm and activation after
+  // it runs in that layout (cuDNN's fast 16-bit and depthwise kernels want it); the parameters and the
+  // state dict are unchanged.
+  bool channels_last = false;
 };
 
 // The options of a named variant: "efficientnet_b0" ... "efficientnet_b7", "tf_efficientnet_b0" ... "_b7".

@@ -7,8 +7,8 @@
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
 #   4. runs compute-sanitizer memcheck over the CUDA tests;
 #   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
-#      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 step, and one epoch
-#      of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train;
+#      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 channels-last step,
+#      and one epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train;
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 #
 # Environment: SKIP="memcheck recipe ..." leaves those steps out (to fit a lease: a second check after a fix
@@ -76,10 +76,11 @@ fi
 step demo "$bin/effnet_demo" --device cuda || status=1
 # EfficientNet training steps (B4 at 380x380, B0 at 224x224; forward, cross-entropy, backward, AdamP) side by
 # side with PyTorch + timm on this card: the Markdown table for docs/performance.md is the log's tail.
-step bench_vs_pytorch timeout 420 env PYTHON=python3 scripts/bench_compare.sh "$bin" cuda || status=1
-# Where B4's bf16 training step spends its GPU time, per kernel entry (tensor/cuda/profiler.h).
+step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16,bf16+cl}" \
+  scripts/bench_compare.sh "$bin" cuda || status=1
+# Where B4's bf16 channels-last training step spends its GPU time, per kernel entry (tensor/cuda/profiler.h).
 step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 "$bin/effnet_bench" --model efficientnet_b4 \
-  --img-size 380 --batch 32 --steps 3 --precision bf16 --device cuda || status=1
+  --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --device cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \

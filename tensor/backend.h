@@ -80,7 +80,9 @@ struct Backend {
   // (stride[2] == 1, stride[1] >= cols) or column-major (stride[1] == 1, stride[2] >= rows).
   void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out);
 
-  // ---- convolution, NCHW, all tensors contiguous, one floating dtype (16-bit ones accumulate in float32):
+  // ---- convolution, NCHW, one floating dtype (16-bit ones accumulate in float32); all tensors dense in one
+  // memory format, the input's: row-major, or channels-last (Tensor::suggest_memory_format; the weight's
+  // [K, C / groups, R, S] then lies as K R S C):
   //   x [N, C, H, W], w [K, C / groups, R, S], y [N, K, P, Q],
   //   P = (H + 2 pad_h - dilation_h (R - 1) - 1) / stride_h + 1, Q likewise.
   //   y[n, k, p, q] = sum_{c in group(k), r, s} w[k, c, r, s] x[n, c, p stride_h - pad_h + r dilation_h, ...]
@@ -91,7 +93,8 @@ struct Backend {
   void (*conv2d_backward_weight)(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
                                  const Tensor& grad_w);
 
-  // ---- batch normalization over (N, H, W) per channel, NCHW, all contiguous; M = N H W. One floating dtype,
+  // ---- batch normalization over (N, H, W) per channel, NCHW; M = N H W. x, y, grad_y and grad_x dense in
+  // x's memory format (row-major or channels-last), the per-channel tensors contiguous. One floating dtype,
   // or mixed precision: x, y, grad_y, grad_x float16 / bfloat16 and the per-channel tensors float32.
   // Training: mean_c and var_c (biased) of the batch; y = gamma_c (x - mean_c) invstd_c + beta_c with
   // invstd_c = 1 / sqrt(var_c + eps); running_mean and running_var (unbiased: var_c M / (M - 1)) move by

@@ -1,5 +1,7 @@
 #include "tensor/indexing.h"
 
+#include <algorithm>
+
 #include "tensor/shape.h"
 
 namespace effnet {
@@ -24,6 +26,21 @@ std::vector<int64_t> coalesce_dims(const std::vector<int64_t>& shape, std::vecto
   }
   for (size_t t = 0; t < strides.size(); ++t) *strides[t] = std::move(merged_strides[t]);
   return merged;
+}
+
+void order_dims_by_memory(std::vector<int64_t>& shape, std::vector<std::vector<int64_t>*> strides) {
+  if (strides.empty() || shape.size() < 2) return;
+  const std::vector<int64_t>& first = *strides[0];
+  std::vector<size_t> order(shape.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return first[a] > first[b]; });
+  auto permuted = [&](const std::vector<int64_t>& v) {
+    std::vector<int64_t> out(v.size());
+    for (size_t k = 0; k < order.size(); ++k) out[k] = v[order[k]];
+    return out;
+  };
+  shape = permuted(shape);
+  for (std::vector<int64_t>* s : strides) *s = permuted(*s);
 }
 
 StridedIndex make_strided_index(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {

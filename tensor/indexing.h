@@ -34,6 +34,13 @@ struct StridedIndex {
   }
 };
 
+// Reorders the dims of shape and of every stride list into the memory order of the first list (largest
+// stride outermost; a stable sort, so a row-major first operand keeps its order). Elementwise loops call it
+// before coalesce_dims, so that channels-last tensors, whose logical order N, C, H, W is not their memory
+// order, merge into one contiguous run as row-major ones do. Only for loops whose result does not depend on
+// the order in which elements are visited.
+void order_dims_by_memory(std::vector<int64_t>& shape, std::vector<std::vector<int64_t>*> strides);
+
 // Merges dims that can be walked as one for all the given stride lists (same shape for all).
 // Returns the merged shape and rewrites each stride list in place.
 std::vector<int64_t> coalesce_dims(const std::vector<int64_t>& shape, std::vector<std::vector<int64_t>*> strides);

@@ -18,9 +18,11 @@ namespace effnet {
 
 // ---- factories
 Tensor empty(const Shape& shape, TensorOptions options = {});
+Tensor empty(const Shape& shape, TensorOptions options, MemoryFormat format);  // ChannelsLast: 4-D shapes
 Tensor zeros(const Shape& shape, TensorOptions options = {});
 Tensor ones(const Shape& shape, TensorOptions options = {});
 Tensor full(const Shape& shape, double value, TensorOptions options = {});
+// The *_like factories keep t's memory format (Tensor::suggest_memory_format).
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);

@@ -6,7 +6,8 @@
 //   exp: g out        log: g / x          sqrt: g / (2 out)        rsqrt: -g out^3 / 2
 //   sigmoid: g out (1 - out)              tanh: g (1 - out^2)      relu: g [out > 0]
 //   silu: g s (1 + x (1 - s)), s = sigmoid(x)                      abs: g sign(x)
-// Broadcast operands get their gradient summed back to their own shape (sum_to).
+// Broadcast operands get their gradient summed back to their own shape (sum_to). Outputs keep the memory
+// format (row-major or channels-last) of their full-shaped input.
 // Saved tensors are detach()ed: a node that held its own output with grad_fn would keep itself alive.
 #include "autograd/node.h"
 #include "tensor/backend.h"
@@ -23,14 +24,17 @@ Tensor run_binary(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
   check_same_device_dtype(name, {a, b});
   check_floating(name, a);
   const Shape shape = broadcast_shapes(name, a.shape(), b.shape());
-  Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()));
+  // The output takes the memory format of an operand of its full shape (a channels-last activation times
+  // a broadcast [N, C, 1, 1] gate stays channels-last).
+  const MemoryFormat format = (a.shape() == shape ? a : b).suggest_memory_format();
+  Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()), format);
   backend(a.device(), name).binary(op, a.detach().expand(shape), b.detach().expand(shape), out);
   return out;
 }
 
 Tensor run_unary(const char* name, UnaryOp op, const Tensor& x, double alpha = 0.0) {
   check_floating(name, x);
-  Tensor out = empty(x.shape(), TensorOptions(x.dtype(), x.device()));
+  Tensor out = empty_like(x);
   backend(x.device(), name).unary(op, x.detach(), alpha, out);
   return out;
 }

@@ -13,6 +13,14 @@ Tensor empty(const Shape& shape, TensorOptions options) {
                      options.dtype);
 }
 
+Tensor empty(const Shape& shape, TensorOptions options, MemoryFormat format) {
+  if (format == MemoryFormat::Contiguous) return empty(shape, options);
+  for (int64_t s : shape) EFFNET_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
+  const size_t nbytes = static_cast<size_t>(shape_numel(shape)) * element_size(options.dtype);
+  return make_tensor(allocate_storage(nbytes, options.device, options.pinned), shape, channels_last_strides(shape),
+                     0, options.dtype);
+}
+
 Tensor full(const Shape& shape, double value, TensorOptions options) {
   Tensor t = empty(shape, options);
   backend(t.device(), "full").fill(t, value);
@@ -21,9 +29,11 @@ Tensor full(const Shape& shape, double value, TensorOptions options) {
 
 Tensor zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
 Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
-Tensor empty_like(const Tensor& t) { return empty(t.shape(), TensorOptions(t.dtype(), t.device())); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), TensorOptions(t.dtype(), t.device())); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), TensorOptions(t.dtype(), t.device())); }
+Tensor empty_like(const Tensor& t) {
+  return empty(t.shape(), TensorOptions(t.dtype(), t.device()), t.suggest_memory_format());
+}
+Tensor zeros_like(const Tensor& t) { return empty_like(t).fill_(0.0); }
+Tensor ones_like(const Tensor& t) { return empty_like(t).fill_(1.0); }
 Tensor scalar_tensor(double value, TensorOptions options) { return full({}, value, options); }
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, TensorOptions options) {

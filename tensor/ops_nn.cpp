@@ -35,7 +35,8 @@ class Conv2dBackward : public autograd::Node {
   std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
     EFFNET_CHECK(x_.defined(), "backward through conv2d a second time: its saved tensors were freed "
                  "(pass retain_graph = true to the first backward)");
-    const Tensor grad_y = grads[0].contiguous();
+    // Every operand of a kernel call in x's memory format (tensor/backend.h).
+    const Tensor grad_y = grads[0].contiguous(x_.suggest_memory_format());
     const Backend& kernels = backend(grad_y.device(), "conv2d backward");
     std::vector<Tensor> out(next_edges.size());
     if (next_edges[0].node) {
@@ -43,8 +44,9 @@ class Conv2dBackward : public autograd::Node {
       kernels.conv2d_backward_input(grad_y, w_, g_, out[0]);
     }
     if (next_edges[1].node) {
-      out[1] = empty_like(w_);
-      kernels.conv2d_backward_weight(grad_y, x_, g_, out[1]);
+      const Tensor grad_w = empty(w_.shape(), TensorOptions(w_.dtype(), w_.device()), x_.suggest_memory_format());
+      kernels.conv2d_backward_weight(grad_y, x_, g_, grad_w);
+      out[1] = grad_w.contiguous();  // the weight itself is row-major (and so is what the optimizer reads)
     }
     if (has_bias_ && next_edges[2].node) out[2] = sum(grad_y, {0, 2, 3});
     return out;
@@ -82,8 +84,10 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
   EFFNET_CHECK(p >= 1 && q >= 1, "conv2d: input ", x.str(), " is smaller than the dilated kernel of ", w.str(),
                " with padding ", g.pad_h, "x", g.pad_w, " (output would be ", p, "x", q, ")");
 
-  const Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
-  Tensor y = empty({x.size(0), k, p, q}, TensorOptions(x.dtype(), x.device()));
+  // Channels-last input: the weight and the output follow it (the weight's copy is small).
+  const MemoryFormat format = x.suggest_memory_format();
+  const Tensor xc = x.detach().contiguous(format), wc = w.detach().contiguous(format);
+  Tensor y = empty({x.size(0), k, p, q}, TensorOptions(x.dtype(), x.device()), format);
   backend(x.device(), "conv2d").conv2d(xc, wc, g, y);
   if (bias.defined()) {
     autograd::NoGradGuard no_grad;
@@ -100,7 +104,9 @@ Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t
   EFFNET_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pad2d: negative padding ", top, ", ", bottom,
                ", ", left, ", ", right);
   const int64_t h = x.size(2), w = x.size(3);
-  Tensor y = zeros({x.size(0), x.size(1), top + h + bottom, left + w + right}, TensorOptions(x.dtype(), x.device()));
+  Tensor y = empty({x.size(0), x.size(1), top + h + bottom, left + w + right}, TensorOptions(x.dtype(), x.device()),
+                   x.suggest_memory_format());
+  y.fill_(0.0);
   y.slice(2, top, top + h).slice(3, left, left + w).copy_(x);
   autograd::record("pad2d", {x}, {y}, [top, left, h, w](std::vector<Tensor>&& grads) {
     return std::vector<Tensor>{grads[0].slice(2, top, top + h).slice(3, left, left + w)};
@@ -137,16 +143,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
   EFFNET_CHECK(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.str());
   EFFNET_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(),
                "batch_norm: running statistics must be contiguous");
-  const Tensor xc = x.detach().contiguous();
+  const Tensor xc = x.detach().contiguous(x.suggest_memory_format());
   const TensorOptions stats(gamma.dtype(), x.device());
-  Tensor y = empty(x.shape(), TensorOptions(x.dtype(), x.device())), save_mean = empty({c}, stats),
-         save_invstd = empty({c}, stats);
+  Tensor y = empty_like(xc), save_mean = empty({c}, stats), save_invstd = empty({c}, stats);
   backend(x.device(), "batch_norm").batch_norm_train(xc, gamma.detach().contiguous(), beta.detach().contiguous(),
                                                      running_mean.detach(), running_var.detach(), momentum, eps, y,
                                                      save_mean, save_invstd);
   autograd::record("batch_norm", {x, gamma, beta}, {y},
                    [xc, g = gamma.detach().contiguous(), save_mean, save_invstd, eps](std::vector<Tensor>&& grads) {
-                     const Tensor grad_y = grads[0].contiguous();
+                     const Tensor grad_y = grads[0].contiguous(xc.suggest_memory_format());
                      Tensor grad_x = empty_like(xc), grad_gamma = empty_like(g), grad_beta = empty_like(g);
                      backend(xc.device(), "batch_norm backward")
                          .batch_norm_backward(grad_y, xc, g, save_mean, save_invstd, eps, grad_x, grad_gamma, grad_beta);

@@ -22,6 +22,12 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
+Shape channels_last_strides(const Shape& shape) {
+  EFFNET_CHECK(shape.size() == 4, "channels-last strides need a 4-D [N, C, H, W] shape, got ", shape_str(shape));
+  const int64_t c = shape[1], h = shape[2], w = shape[3];
+  return {h * w * c, 1, w * c, c};
+}
+
 std::string shape_str(const Shape& shape) {
   std::ostringstream os;
   os << '[';

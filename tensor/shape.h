@@ -12,6 +12,8 @@ using Shape = std::vector<int64_t>;
 
 int64_t shape_numel(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
+// The strides of a 4-D [N, C, H, W] shape stored channels-last: [H W C, 1, W C, C].
+Shape channels_last_strides(const Shape& shape);
 std::string shape_str(const Shape& shape);  // "[2, 3, 4]"
 
 // The NumPy/PyTorch broadcast of two shapes; throws naming `op` and both shapes when they do not broadcast.

@@ -111,6 +111,25 @@ void* Tensor::data_ptr() const {
   return static_cast<char*>(t.storage->data()) + t.offset * static_cast<int64_t>(element_size(t.dtype));
 }
 
+bool Tensor::is_contiguous(MemoryFormat format) const {
+  if (format == MemoryFormat::Contiguous) return is_contiguous();
+  const TensorImpl& t = checked();
+  if (t.shape.size() != 4) return false;
+  if (shape_numel(t.shape) == 0) return true;
+  int64_t expected = 1;
+  for (int k : {1, 3, 2, 0}) {  // C innermost, then W, H, N
+    if (t.shape[k] == 1) continue;
+    if (t.strides[k] != expected) return false;
+    expected *= t.shape[k];
+  }
+  return true;
+}
+
+MemoryFormat Tensor::suggest_memory_format() const {
+  return is_contiguous(MemoryFormat::ChannelsLast) && !is_contiguous() ? MemoryFormat::ChannelsLast
+                                                                        : MemoryFormat::Contiguous;
+}
+
 bool Tensor::is_contiguous() const {
   const TensorImpl& t = checked();
   if (shape_numel(t.shape) == 0) return true;  // no element to misplace
@@ -267,6 +286,15 @@ Tensor Tensor::contiguous() const {
   return clone();
 }
 
+Tensor Tensor::contiguous(MemoryFormat format) const {
+  if (format == MemoryFormat::Contiguous) return contiguous();
+  if (is_contiguous(format)) return *this;
+  Tensor out = empty(shape(), TensorOptions(dtype(), device()), format);
+  backend(device(), "contiguous").copy(out, *this);
+  autograd::record("contiguous", {*this}, {out}, [](std::vector<Tensor>&& g) { return std::vector<Tensor>{g[0]}; });
+  return out;
+}
+
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), TensorOptions(dtype(), device()));
   backend(device(), "clone").copy(out, *this);
@@ -290,7 +318,7 @@ Tensor Tensor::to(Device target) const {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor out = empty(shape(), TensorOptions(target, device()));
+  Tensor out = empty(shape(), TensorOptions(target, device()), suggest_memory_format());
   backend(device(), "to(dtype)").copy(out, *this);
   const DType source = dtype();
   if (is_floating(target) && is_floating(source)) {

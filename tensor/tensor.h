@@ -27,6 +27,11 @@ class Node;
 class Generator;
 struct TensorImpl;
 
+// The order of a 4-D [N, C, H, W] tensor's elements in memory: row-major (NCHW), or channels-last (NHWC:
+// strides [H W C, 1, W C, C]), the layout cuDNN's fast 16-bit and depthwise convolutions are built for. The
+// logical shape stays [N, C, H, W] either way; only the strides differ.
+enum class MemoryFormat { Contiguous, ChannelsLast };
+
 // What a factory makes: dtype, device and (for CPU tensors feeding a GPU) page-locked memory.
 struct TensorOptions {
   DType dtype = DType::Float32;
@@ -57,6 +62,11 @@ class Tensor {
   Device device() const;
   bool is_cuda() const { return device().is_cuda(); }
   bool is_contiguous() const;
+  bool is_contiguous(MemoryFormat format) const;
+  // ChannelsLast for a 4-D tensor that is dense in channels-last order but not row-major; Contiguous
+  // otherwise (a tensor dense in both orders, such as [N, C, 1, 1], counts as row-major). Ops give their
+  // outputs the format of their input this way.
+  MemoryFormat suggest_memory_format() const;
   const std::shared_ptr<Storage>& storage() const;
   void* data_ptr() const;  // address of the first element (storage + offset)
   template <class T>
@@ -79,6 +89,7 @@ class Tensor {
 
   // ---- copies and conversions (differentiable)
   Tensor contiguous() const;  // itself when already contiguous
+  Tensor contiguous(MemoryFormat format) const;  // itself when already dense in that format
   Tensor clone() const;
   Tensor to(Device device) const;
   Tensor to(DType dtype) const;

@@ -11,8 +11,6 @@
 #include <vector>
 
 #include "layers/conv2d.h"
-#include "losses/losses.h"
-#include "models/efficientnet.h"
 #include "optim/loss_scaler.h"
 #include "optim/sgd.h"
 #include "tensor/autocast.h"
@@ -21,30 +19,21 @@
 #include "tensor/nn.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "tests/model_step.h"
 #include "tests/test_util.h"
 #include "train/config.h"
 
 namespace effnet {
 namespace {
 
+using test::relative_error;
+using test::StepResult;
+
 const DType kHalfTypes[] = {kBFloat16, kFloat16};
 
 // Relative spacing of the 16-bit type's numbers: 2^-7 (bfloat16) or 2^-10 (float16); one rounding errs by
 // half of it at most.
 double ulp(DType dtype) { return dtype == kBFloat16 ? 0x1p-7 : 0x1p-10; }
-
-double norm(const std::vector<double>& v) {
-  double s = 0;
-  for (double e : v) s += e * e;
-  return std::sqrt(s);
-}
-
-// ||a - b|| / ||b||
-double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> d(a.size());
-  for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
-  return norm(d) / norm(b);
-}
 
 // Random values that are exact in `dtype`, so the 16-bit and the float32 computations start from the
 // same numbers.
@@ -148,46 +137,9 @@ TEST(MixedPrecision, AutocastCastsConvolutionOperandsOnTheTape) {
       << error;
 }
 
-EfficientNetOptions reduced() {
-  EfficientNetOptions o = efficientnet_options("efficientnet_b0");
-  o.width = 0.25;
-  o.depth = 0.25;
-  o.num_classes = 10;
-  o.drop_path = 0.2;
-  return o;
-}
-
-struct StepResult {
-  std::vector<double> logits, grads;
-  double loss = 0;
-};
-
-// One training-mode forward and backward of the reduced B0 (drop path on: its mask is float32-drawn, so
-// every precision drops the same samples) with cross-entropy; the gradients of all parameters concatenated.
+// One training step of the reduced B0 (tests/model_step.h).
 StepResult train_step(const Device& device, std::optional<DType> precision) {
-  manual_seed(7);
-  EfficientNet model(reduced());
-  model.to(device);
-  model.train();
-  manual_seed(8);
-  const Tensor images = randn({4, 3, 64, 64}).to(device);
-  const Tensor labels = from_vector({1, 3, 5, 7}, {4}, TensorOptions(kInt64, device));
-  StepResult r;
-  Tensor loss;
-  {
-    AutocastGuard amp(precision);
-    const Tensor logits = model.forward(images);
-    EXPECT_EQ(logits.dtype(), kFloat32);  // the classifier runs in float32
-    loss = cross_entropy(logits, labels);
-    r.logits = logits.to_vector();
-  }
-  loss.backward();
-  r.loss = loss.item();
-  for (const auto& [name, p] : model.named_parameters()) {
-    EXPECT_EQ(p.grad().dtype(), kFloat32) << name;
-    for (double g : p.grad().to_vector()) r.grads.push_back(g);
-  }
-  return r;
+  return test::train_step(device, test::reduced_b0(), precision);
 }
 
 // The bound for a whole network: each 16-bit rounding errs by up to ulp / 2, and about fifty of them lie

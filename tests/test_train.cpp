@@ -66,13 +66,14 @@ TEST_F(TrainEndToEnd, InterruptedAndResumedRunEndsLikeAnUninterruptedOne) {
   EXPECT_EQ(lines_of(straight + "/submission.csv"), lines_of(interrupted + "/submission.csv"));
 }
 
-// Mixed precision through the whole loop: float16 with loss scaling, interrupted and resumed (the scale
-// travels in last.ckpt), ends like an uninterrupted float16 run; the saved config says which precision.
-TEST_F(TrainEndToEnd, Float16RunResumesLikeAnUninterruptedOne) {
+// Mixed precision and channels-last through the whole loop: float16 with loss scaling, interrupted and
+// resumed (the scale travels in last.ckpt), ends like an uninterrupted run; the saved config says so.
+TEST_F(TrainEndToEnd, Float16ChannelsLastRunResumesLikeAnUninterruptedOne) {
   test::TempDir runs("train_fp16_runs");
   const std::string straight = runs / "straight", interrupted = runs / "interrupted";
   TrainConfig c = tiny(straight);
   c.precision = "fp16";
+  c.channels_last = true;
   c.epochs = 1;
   c.predict = false;
   ASSERT_EQ(run_training(c, {}), 0);
@@ -86,6 +87,7 @@ TEST_F(TrainEndToEnd, Float16RunResumesLikeAnUninterruptedOne) {
   EXPECT_EQ(deterministic_columns(straight + "/metrics.csv"), deterministic_columns(interrupted + "/metrics.csv"));
   const std::vector<std::string> config = lines_of(interrupted + "/config.toml");
   EXPECT_NE(std::find(config.begin(), config.end(), "precision = 'fp16'"), config.end());
+  EXPECT_NE(std::find(config.begin(), config.end(), "channels_last = true"), config.end());
   const std::vector<std::string> metrics = fields_of(lines_of(straight + "/metrics.csv").at(1));
   EXPECT_TRUE(std::isfinite(std::stod(metrics.at(1)))) << "train loss " << metrics.at(1);
 }

@@ -98,6 +98,8 @@ const std::vector<Option>& options() {
        {"fp32", "bf16", "fp16"}},
       {"train", "tf32", "--tf32", &TrainConfig::tf32,
        "let float32 convolutions and matrix products use TF32 tensor cores (CUDA; about 1e-3 relative error)"},
+      {"train", "channels_last", "--channels-last", &TrainConfig::channels_last,
+       "run the network's activations channels-last (NHWC), the layout of cuDNN's fast 16-bit kernels"},
       {"run", "seed", "--seed", &TrainConfig::seed, "seed of initialisation, split, order and augmentation"},
       {"run", "device", "--device", &TrainConfig::device, "cpu, cuda or cuda:N"},
       {"run", "out", "--out", &TrainConfig::out, "run directory"},

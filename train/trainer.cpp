@@ -553,6 +553,7 @@ EfficientNetOptions model_options(const TrainConfig& config) {
   options.dropout = config.dropout;
   options.drop_path = config.drop_path;
   options.head = config.head == "multi" ? ClassifierHead::Multi : ClassifierHead::Single;
+  options.channels_last = config.channels_last;
   return options;
 }
 

@@ -8,9 +8,9 @@
 // would make every addition wait for the previous one. The order is fixed, so results are deterministic.
 #include <cmath>
 
+#include "tensor/cpu/adapt.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
-#include "tensor/cpu/widen.h"
 #include "tensor/elementwise_math.h"
 
 namespace effnet::cpu {
@@ -18,11 +18,11 @@ namespace effnet::cpu {
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
                       const Tensor& save_invstd) {
-  if (is_16bit(x)) {  // mixed precision: float32 statistics, the output rounded once
-    const Tensor wide = float32_like(y);
-    batch_norm_train(widened(x), gamma, beta, running_mean, running_var, momentum, eps, wide, save_mean,
+  if (needs_adapting(x) || needs_adapting(y)) {  // 16-bit (float32 statistics) or channels-last
+    const Tensor result = adapted_like(y);
+    batch_norm_train(adapted(x), gamma, beta, running_mean, running_var, momentum, eps, result, save_mean,
                      save_invstd);
-    copy(y, wide);
+    copy(y, result);
     return;
   }
   with_floating_type(x.dtype(), "batch_norm", [&](auto tag) {
@@ -70,11 +70,11 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                          const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta) {
-  if (is_16bit(x)) {
-    const Tensor wide = float32_like(grad_x);
-    batch_norm_backward(widened(grad_y), widened(x), gamma, save_mean, save_invstd, eps, wide, grad_gamma,
+  if (needs_adapting(grad_y) || needs_adapting(x) || needs_adapting(grad_x)) {
+    const Tensor result = adapted_like(grad_x);
+    batch_norm_backward(adapted(grad_y), adapted(x), gamma, save_mean, save_invstd, eps, result, grad_gamma,
                         grad_beta);
-    copy(grad_x, wide);
+    copy(grad_x, result);
     return;
   }
   with_floating_type(x.dtype(), "batch_norm_backward", [&](auto tag) {

@@ -33,9 +33,9 @@
 #include <numeric>
 #include <vector>
 
+#include "tensor/cpu/adapt.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
-#include "tensor/cpu/widen.h"
 #include "tensor/elementwise_math.h"
 
 #if defined(EFFNET_HAVE_CBLAS)
@@ -321,10 +321,10 @@ void backward_weight_depthwise(const Dims& d, const T* gy, const T* x, T* gw) {
 }  // namespace
 
 void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y) {
-  if (is_16bit(y)) {
-    const Tensor wide = float32_like(y);
-    conv2d(widened(x), widened(w), g, wide);
-    copy(y, wide);
+  if (needs_adapting(x) || needs_adapting(w) || needs_adapting(y)) {  // 16-bit or channels-last
+    const Tensor result = adapted_like(y);
+    conv2d(adapted(x), adapted(w), g, result);
+    copy(y, result);
     return;
   }
   with_floating_type(x.dtype(), "conv2d", [&](auto tag) {
@@ -341,10 +341,10 @@ void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Ten
 }
 
 void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g, const Tensor& grad_x) {
-  if (is_16bit(grad_x)) {
-    const Tensor wide = float32_like(grad_x);
-    conv2d_backward_input(widened(grad_y), widened(w), g, wide);
-    copy(grad_x, wide);
+  if (needs_adapting(grad_y) || needs_adapting(w) || needs_adapting(grad_x)) {
+    const Tensor result = adapted_like(grad_x);
+    conv2d_backward_input(adapted(grad_y), adapted(w), g, result);
+    copy(grad_x, result);
     return;
   }
   with_floating_type(grad_y.dtype(), "conv2d_backward_input", [&](auto tag) {
@@ -361,10 +361,10 @@ void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGe
 }
 
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g, const Tensor& grad_w) {
-  if (is_16bit(grad_w)) {
-    const Tensor wide = float32_like(grad_w);
-    conv2d_backward_weight(widened(grad_y), widened(x), g, wide);
-    copy(grad_w, wide);
+  if (needs_adapting(grad_y) || needs_adapting(x) || needs_adapting(grad_w)) {
+    const Tensor result = adapted_like(grad_w);
+    conv2d_backward_weight(adapted(grad_y), adapted(x), g, result);
+    copy(grad_w, result);
     return;
   }
   with_floating_type(grad_y.dtype(), "conv2d_backward_weight", [&](auto tag) {

@@ -29,7 +29,9 @@ void for_each_run(const std::array<const Tensor*, N>& operands, Body&& body) {
     strides[k] = operands[k]->strides();
     stride_ptrs.push_back(&strides[k]);
   }
-  std::vector<int64_t> shape = coalesce_dims(out.shape(), stride_ptrs);
+  std::vector<int64_t> shape = out.shape();
+  order_dims_by_memory(shape, stride_ptrs);  // channels-last operands: one run, as row-major ones
+  shape = coalesce_dims(shape, stride_ptrs);
   if (shape.empty()) {  // a single element
     shape.push_back(1);
     for (auto& s : strides) s.push_back(1);

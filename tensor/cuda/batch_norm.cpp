@@ -1,5 +1,6 @@
 // Batch normalization in training mode through cuDNN, forward and backward, in CUDNN_BATCHNORM_SPATIAL mode:
-// statistics per channel over (N, H, W). The math is in tensor/backend.h.
+// statistics per channel over (N, H, W), NCHW or channels-last (an NHWC descriptor). The math is in
+// tensor/backend.h.
 //
 //   N batch   C channels   H, W height, width   M = N H W values per channel
 //   per-channel tensors (gamma, beta, running and saved statistics, their gradients): [C], x's dtype
@@ -36,7 +37,8 @@ struct Descriptors {
   Descriptors(const Tensor& x, const char* op) : is_double(x.dtype() == kFloat64) {
     // cuDNN's legacy descriptors hold int sizes and strides, so x must index in 32 bits.
     EFFNET_CHECK(x.numel() <= INT_MAX, op, ": ", x.str(), " has more elements than cuDNN's int range");
-    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(data.get(), CUDNN_TENSOR_NCHW,
+    const bool channels_last = x.suggest_memory_format() == MemoryFormat::ChannelsLast;
+    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(data.get(), channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
                                                   is_double ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT,
                                                   static_cast<int>(x.size(0)), static_cast<int>(x.size(1)),
                                                   static_cast<int>(x.size(2)), static_cast<int>(x.size(3))));
@@ -47,14 +49,17 @@ struct Descriptors {
   const void* zero() const { return is_double ? static_cast<const void*>(&kZeroD) : &kZeroF; }
 };
 
-// x and the tensors of its shape are 4-D and contiguous; the per-channel ones [C]; all of one floating dtype.
+// x and the tensors of its shape are 4-D and dense in one memory format; the per-channel ones [C]; all of
+// one floating dtype.
 void check_operands(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
                     std::initializer_list<const Tensor*> per_channel) {
-  EFFNET_CHECK(x.dim() == 4 && x.is_contiguous() && (x.dtype() == kFloat32 || x.dtype() == kFloat64), op,
-               ": expected a contiguous float32 or float64 [N, C, H, W] input, got ", x.str());
+  const MemoryFormat format = x.suggest_memory_format();
+  EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(format) && (x.dtype() == kFloat32 || x.dtype() == kFloat64), op,
+               ": expected a dense float32 or float64 [N, C, H, W] input (row-major or channels-last), got ",
+               x.str());
   for (const Tensor* t : like_x) {
-    EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous() && t->dtype() == x.dtype(), op, ": ", t->str(),
-                 " does not match the input ", x.str());
+    EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous(format) && t->dtype() == x.dtype(), op, ": ",
+                 t->str(), " does not match the input ", x.str(), " (dtype and memory format)");
   }
   for (const Tensor* t : per_channel) {
     EFFNET_CHECK(t->shape() == Shape{x.size(1)} && t->is_contiguous() && t->dtype() == x.dtype(), op, ": ",

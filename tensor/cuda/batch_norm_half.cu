@@ -3,13 +3,16 @@
 // float32 and float64 go through cuDNN (batch_norm.cpp); these kernels are effnet's own, because cuDNN's
 // legacy batch norm does not take bfloat16. The math is in tensor/backend.h; every sum is float32.
 //
-//   N batch   C channels   HW pixels per plane   M = N HW values per channel, at (n C + c) HW + k
+//   N batch   C channels   HW pixels per plane   M = N HW values per channel: value j = n HW + k of channel
+//             c lies at (n C + c) HW + k (NCHW), or at j C + c (channels-last NHWC, all operands alike)
 //   S         splits: blocks that share one channel's M values when C alone cannot fill the GPU; each
 //             writes its partial sums to a [C, S] buffer that one thread per channel adds up in a fixed
 //             order, so results are deterministic
 //
 // Forward:
-//   stats      grid (C, S): sum (x - x0) and sum (x - x0)^2 with x0 the channel's first value (a shift
+//   stats      grid (C, S) for NCHW, a block per channel and split; grid (C / 32, S) of 32 x 8 blocks for
+//              NHWC, a thread per channel so that a warp reads 32 neighbouring channels of one pixel:
+//              sum (x - x0) and sum (x - x0)^2 with x0 the channel's first value (a shift
 //              near the mean, so the variance does not cancel when |mean| >> std)
 //   finalize   a thread per channel: mean, biased var, invstd = 1 / sqrt(var + eps); running statistics
 //              (unbiased var M / (M - 1)) and save_mean / save_invstd; scale = gamma invstd and
@@ -35,7 +38,13 @@ namespace {
 
 struct Geometry {
   uint32_t n = 0, c = 0, hw = 0, m = 0;
+  bool channels_last = false;
+  // Where channel ch's first value lies.
+  __device__ int64_t first(uint32_t ch) const { return channels_last ? ch : static_cast<int64_t>(ch) * hw; }
 };
+
+constexpr int kTile = 32;  // channels per NHWC block
+constexpr int kRows = 8;   // threads per channel in an NHWC block
 
 // Walks the values of channel `ch` with flat index j in [begin, end) of its M values, `step` apart, calling
 // f(offset of the value in the NCHW tensor). The plane and pixel advance by additions, not divisions.
@@ -63,7 +72,7 @@ __global__ void __launch_bounds__(kThreads)
   const uint32_t chunk = (g.m + splits - 1) / splits;
   const uint32_t begin = s * chunk, end = min(g.m, begin + chunk);
   float a = 0, b = 0;
-  terms.prepare(ch);
+  terms.prepare(ch, g.first(ch));
   for_channel(g, ch, begin + threadIdx.x, end, blockDim.x, [&](int64_t offset) { terms.add(offset, a, b); });
   a = block_reduce(a, Sum{}, shared);
   b = block_reduce(b, Sum{}, shared);
@@ -73,13 +82,39 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// grid (ceil(C / 32), S), block (32, 8): thread (t, r) of tile b sums channel 32 b + t over every 8th value
+// of split s; the 8 partial sums are added in shared memory in a fixed order.
+template <class Terms>
+__global__ void __launch_bounds__(kTile * kRows)
+    channel_sums_nhwc_kernel(Geometry g, Terms terms, float* partial_a, float* partial_b) {
+  __shared__ float shared_a[kRows][kTile], shared_b[kRows][kTile];
+  const uint32_t ch = blockIdx.x * kTile + threadIdx.x, s = blockIdx.y, splits = gridDim.y;
+  const uint32_t chunk = (g.m + splits - 1) / splits;
+  const uint32_t begin = s * chunk, end = min(g.m, begin + chunk);
+  float a = 0, b = 0;
+  if (ch < g.c) {
+    terms.prepare(ch, g.first(ch));
+    for (uint32_t j = begin + threadIdx.y; j < end; j += kRows) terms.add(static_cast<int64_t>(j) * g.c + ch, a, b);
+  }
+  shared_a[threadIdx.y][threadIdx.x] = a;
+  shared_b[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0 && ch < g.c) {
+    for (int r = 1; r < kRows; ++r) {
+      a += shared_a[r][threadIdx.x];
+      b += shared_b[r][threadIdx.x];
+    }
+    partial_a[ch * splits + s] = a;
+    partial_b[ch * splits + s] = b;
+  }
+}
+
 // Forward terms: (x - x0) and (x - x0)^2.
 template <class T>
 struct StatsTerms {
   const T* x;
-  Geometry g;
   float shift = 0;
-  __device__ void prepare(uint32_t ch) { shift = static_cast<float>(x[static_cast<int64_t>(ch) * g.hw]); }
+  __device__ void prepare(uint32_t, int64_t first) { shift = static_cast<float>(x[first]); }
   __device__ void add(int64_t offset, float& a, float& b) const {
     const float v = static_cast<float>(x[offset]) - shift;
     a += v;
@@ -94,7 +129,7 @@ struct GradTerms {
   const T* dy;
   const float* mean;
   float mu = 0;
-  __device__ void prepare(uint32_t ch) { mu = mean[ch]; }
+  __device__ void prepare(uint32_t ch, int64_t) { mu = mean[ch]; }
   __device__ void add(int64_t offset, float& a, float& b) const {
     const float d = static_cast<float>(dy[offset]);
     a += d;
@@ -114,7 +149,7 @@ __global__ void stats_finalize_kernel(Geometry g, uint32_t splits, const float* 
     sum += partial_sum[ch * splits + s];
     squares += partial_squares[ch * splits + s];
   }
-  const double m = g.m, x0 = static_cast<float>(x[static_cast<int64_t>(ch) * g.hw]);
+  const double m = g.m, x0 = static_cast<float>(x[g.first(ch)]);
   const double shifted_mean = sum / m;
   const double var = fmax(0.0, squares / m - shifted_mean * shifted_mean);
   const double mean = x0 + shifted_mean;
@@ -148,24 +183,28 @@ __global__ void grad_finalize_kernel(Geometry g, uint32_t splits, const float* p
   coef_d[ch] = is * is * sum_dy_xmu / m;
 }
 
+// The channel of element i (its memory position) of an x-shaped operand.
+__device__ __forceinline__ uint32_t channel_of(const Geometry& g, int64_t i) {
+  return g.channels_last ? static_cast<uint32_t>(i % g.c) : static_cast<uint32_t>(i / g.hw) % g.c;
+}
+
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    normalize_kernel(int64_t total, uint32_t hw, uint32_t c, const T* x, const float* scale, const float* shift,
-                     T* y) {
+    normalize_kernel(int64_t total, Geometry g, const T* x, const float* scale, const float* shift, T* y) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
-    const uint32_t ch = static_cast<uint32_t>(i / hw) % c;
+    const uint32_t ch = channel_of(g, i);
     y[i] = static_cast<T>(static_cast<float>(x[i]) * scale[ch] + shift[ch]);
   }
 }
 
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    grad_input_kernel(int64_t total, uint32_t hw, uint32_t c, const T* x, const T* dy, const float* mean,
-                      const float* coef_a, const float* coef_b, const float* coef_d, T* dx) {
+    grad_input_kernel(int64_t total, Geometry g, const T* x, const T* dy, const float* mean, const float* coef_a,
+                      const float* coef_b, const float* coef_d, T* dx) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
-    const uint32_t ch = static_cast<uint32_t>(i / hw) % c;
+    const uint32_t ch = channel_of(g, i);
     const float xmu = static_cast<float>(x[i]) - mean[ch];
     dx[i] = static_cast<T>(coef_a[ch] * (static_cast<float>(dy[i]) - coef_b[ch] - xmu * coef_d[ch]));
   }
@@ -174,18 +213,35 @@ __global__ void __launch_bounds__(kThreads)
 // Splits per channel: enough blocks to fill the GPU, each keeping at least 8 values per thread.
 uint32_t splits_for(const Geometry& g, const Context& ctx) {
   const int64_t target = int64_t{4} * ctx.properties.multiProcessorCount;
-  const int64_t wanted = (target + g.c - 1) / g.c;
-  const int64_t most = std::max<int64_t>(1, g.m / (int64_t{kThreads} * 8));
+  const int64_t blocks = g.channels_last ? (g.c + kTile - 1) / kTile : g.c;  // per split
+  const int64_t threads_per_channel = g.channels_last ? kRows : kThreads;
+  const int64_t wanted = (target + blocks - 1) / blocks;
+  const int64_t most = std::max<int64_t>(1, g.m / (threads_per_channel * 8));
   return static_cast<uint32_t>(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 65535)));
+}
+
+// The per-channel sums of `terms` over split s into partial_a / partial_b [C, S], by the layout's kernel.
+template <class Terms>
+void channel_sums(const Geometry& g, uint32_t splits, const Terms& terms, float* partial_a, float* partial_b,
+                  cudaStream_t stream) {
+  if (g.channels_last) {
+    const dim3 grid((g.c + kTile - 1) / kTile, splits), block(kTile, kRows);
+    channel_sums_nhwc_kernel<<<grid, block, 0, stream>>>(g, terms, partial_a, partial_b);
+  } else {
+    channel_sums_kernel<<<dim3(g.c, splits), kThreads, 0, stream>>>(g, terms, partial_a, partial_b);
+  }
+  EFFNET_CUDA_CHECK_LAUNCH();
 }
 
 void check(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
            std::initializer_list<const Tensor*> per_channel) {
-  EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(), op, ": expected a contiguous [N, C, H, W] input, got ", x.str());
+  const MemoryFormat format = x.suggest_memory_format();
+  EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(format), op,
+               ": expected a dense [N, C, H, W] input (row-major or channels-last), got ", x.str());
   EFFNET_CHECK(x.numel() <= UINT32_MAX, op, ": ", x.str(), " has more than 2^32 elements");
   for (const Tensor* t : like_x) {
-    EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous() && t->dtype() == x.dtype(), op, ": ", t->str(),
-                 " does not match the input ", x.str());
+    EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous(format) && t->dtype() == x.dtype(), op, ": ",
+                 t->str(), " does not match the input ", x.str(), " (dtype and memory format)");
   }
   for (const Tensor* t : per_channel) {
     EFFNET_CHECK(t->shape() == Shape{x.size(1)} && t->is_contiguous() && t->dtype() == kFloat32, op, ": ",
@@ -199,6 +255,7 @@ Geometry geometry_of(const Tensor& x) {
   g.c = static_cast<uint32_t>(x.size(1));
   g.hw = static_cast<uint32_t>(x.size(2) * x.size(3));
   g.m = g.n * g.hw;
+  g.channels_last = x.suggest_memory_format() == MemoryFormat::ChannelsLast;
   return g;
 }
 
@@ -249,16 +306,14 @@ void batch_norm_train_16bit(const Tensor& x, const Tensor& gamma, const Tensor& 
   with_16bit_type(x, op, [&](auto zero) {
     using T = decltype(zero);
     const T* px = static_cast<const T*>(x.data_ptr());
-    channel_sums_kernel<<<dim3(g.c, splits), kThreads, 0, ctx.stream>>>(g, StatsTerms<T>{px, g}, partial_sum,
-                                                                           partial_squares);
-    EFFNET_CUDA_CHECK_LAUNCH();
+    channel_sums(g, splits, StatsTerms<T>{px}, partial_sum, partial_squares, ctx.stream);
     stats_finalize_kernel<T><<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
         g, splits, partial_sum, partial_squares, px, gamma.data<float>(), beta.data<float>(),
         running_mean.data<float>(), running_var.data<float>(), static_cast<float>(momentum),
         static_cast<float>(eps), save_mean.data<float>(), save_invstd.data<float>(), scale, shift);
     EFFNET_CUDA_CHECK_LAUNCH();
-    normalize_kernel<T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-        x.numel(), g.hw, g.c, px, scale, shift, static_cast<T*>(y.data_ptr()));
+    normalize_kernel<T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(x.numel(), g, px, scale, shift,
+                                                                              static_cast<T*>(y.data_ptr()));
     EFFNET_CUDA_CHECK_LAUNCH();
   });
 }
@@ -286,16 +341,14 @@ void batch_norm_backward_16bit(const Tensor& grad_y, const Tensor& x, const Tens
     using T = decltype(zero);
     const T* px = static_cast<const T*>(x.data_ptr());
     const T* pdy = static_cast<const T*>(grad_y.data_ptr());
-    channel_sums_kernel<<<dim3(g.c, splits), kThreads, 0, ctx.stream>>>(
-        g, GradTerms<T>{px, pdy, save_mean.data<float>()}, partial_dy, partial_dy_xmu);
-    EFFNET_CUDA_CHECK_LAUNCH();
+    channel_sums(g, splits, GradTerms<T>{px, pdy, save_mean.data<float>()}, partial_dy, partial_dy_xmu,
+                 ctx.stream);
     grad_finalize_kernel<<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
         g, splits, partial_dy, partial_dy_xmu, gamma.data<float>(), save_invstd.data<float>(),
         grad_gamma.data<float>(), grad_beta.data<float>(), coef_a, coef_b, coef_d);
     EFFNET_CUDA_CHECK_LAUNCH();
     grad_input_kernel<T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-        x.numel(), g.hw, g.c, px, pdy, save_mean.data<float>(), coef_a, coef_b, coef_d,
-        static_cast<T*>(grad_x.data_ptr()));
+        x.numel(), g, px, pdy, save_mean.data<float>(), coef_a, coef_b, coef_d, static_cast<T*>(grad_x.data_ptr()));
     EFFNET_CUDA_CHECK_LAUNCH();
   });
 }

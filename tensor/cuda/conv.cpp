@@ -1,5 +1,5 @@
-// 2-D convolution through cuDNN (NCHW; float32, float64, and float16 / bfloat16 with float32 accumulation):
-// the forward product and its two gradients.
+// 2-D convolution through cuDNN (NCHW or channels-last NHWC; float32, float64, and float16 / bfloat16 with
+// float32 accumulation): the forward product and its two gradients.
 //
 //   forward          y[n, k, p, q] = sum_{c in group(k), r, s} w[k, c, r, s] x[n, c, ih(p, r), iw(q, s)]
 //   backward input   grad_x[n, c, i, j] = sum over k in group(c) and the (r, s, p, q) with ih(p, r) = i and
@@ -22,9 +22,9 @@
 // unless allow_tf32() (tensor/math_mode.h) asks for the faster math. float16 and bfloat16 use tensor cores
 // with float32 accumulation (compute type float32).
 #include <algorithm>
-#include <cstdio>
 #include <array>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -68,6 +68,7 @@ struct Problem {
   cudnnHandle_t handle = nullptr;
   cudnnDataType_t type = CUDNN_DATA_FLOAT;
   bool tf32 = false;  // float32 may use TF32 tensor cores
+  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;  // NHWC when the operands are channels-last
   TensorDescriptor x_desc, y_desc;
   FilterDescriptor w_desc;
   ConvolutionDescriptor conv_desc;
@@ -80,18 +81,20 @@ struct Problem {
       : handle(cudnn),
         type(cudnn_type(xt.dtype())),
         tf32(type == CUDNN_DATA_FLOAT && allow_tf32()),
+        format(xt.suggest_memory_format() == MemoryFormat::ChannelsLast ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW),
         x(xt.data_ptr()),
         w(wt.data_ptr()),
         y(yt.data_ptr()) {
     // cuDNN's legacy descriptors hold int sizes and strides, so whole tensors must index in 32 bits.
     for (const Tensor* t : {&xt, &wt, &yt}) as_int(t->numel(), direction, "elements of an operand");
     auto dim = [&](const Tensor& t, int d) { return as_int(t.size(d), direction, "a size"); };
-    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc.get(), CUDNN_TENSOR_NCHW, type, dim(xt, 0),
-                                                  dim(xt, 1), dim(xt, 2), dim(xt, 3)));
-    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc.get(), CUDNN_TENSOR_NCHW, type, dim(yt, 0),
-                                                  dim(yt, 1), dim(yt, 2), dim(yt, 3)));
-    EFFNET_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc.get(), type, CUDNN_TENSOR_NCHW, dim(wt, 0),
-                                                  dim(wt, 1), dim(wt, 2), dim(wt, 3)));
+    // Sizes are given as N, C, H, W (K, C, R, S) in either format; NHWC says how they lie in memory.
+    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc.get(), format, type, dim(xt, 0), dim(xt, 1), dim(xt, 2),
+                                                  dim(xt, 3)));
+    EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc.get(), format, type, dim(yt, 0), dim(yt, 1), dim(yt, 2),
+                                                  dim(yt, 3)));
+    EFFNET_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc.get(), type, format, dim(wt, 0), dim(wt, 1), dim(wt, 2),
+                                                  dim(wt, 3)));
     EFFNET_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         conv_desc.get(), as_int(g.pad_h, direction, "pad_h"), as_int(g.pad_w, direction, "pad_w"),
         as_int(g.stride_h, direction, "stride_h"), as_int(g.stride_w, direction, "stride_w"),
@@ -259,6 +262,7 @@ struct Key {
   Direction direction = Direction::Forward;
   DType dtype = kFloat32;
   bool tf32 = false;
+  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
   std::array<int64_t, 4> x{}, w{}, y{};
   std::array<int64_t, 7> geometry{};
   auto operator<=>(const Key&) const = default;
@@ -362,8 +366,10 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
                x.str(), ", ", w.str(), ", ", y.str());
   EFFNET_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype() && is_floating(x.dtype()), op_name(D),
                ": expected one floating dtype, got ", x.str(), ", ", w.str(), ", ", y.str());
-  EFFNET_CHECK(x.is_contiguous() && w.is_contiguous() && y.is_contiguous(), op_name(D),
-               ": operands must be contiguous, got ", x.str(), ", ", w.str(), ", ", y.str());
+  const MemoryFormat format = x.suggest_memory_format();
+  EFFNET_CHECK(x.is_contiguous(format) && w.is_contiguous(format) && y.is_contiguous(format), op_name(D),
+               ": operands must be dense in one memory format (row-major or channels-last), got ", x.str(), ", ",
+               w.str(), ", ", y.str());
   if (out.numel() == 0) return;
 
   const int device = out.device().index;
@@ -379,7 +385,7 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
   Problem p(D, ctx.cudnn, x, w, y, g);
   const std::array<int64_t, 7> geometry{g.stride_h, g.stride_w, g.pad_h, g.pad_w,
                                         g.dilation_h, g.dilation_w, g.groups};
-  const Key key{device, D, x.dtype(), p.tf32, dims(x), dims(w), dims(y), geometry};
+  const Key key{device, D, x.dtype(), p.tf32, p.format, dims(x), dims(w), dims(y), geometry};
   Choice choice;
   bool cached = false;
   {

@@ -4,7 +4,8 @@
 //
 //   n        elements of the output; thread i of the grid-stride loop handles elements i, i + grid, ...
 //   operand  0 is the output, then the inputs; all have the output's shape (broadcast inputs: stride 0)
-//   layout   the operands' shape after merging dims that are contiguous in all of them (coalesce_dims),
+//   layout   the operands' shape in the output's memory order (order_dims_by_memory) after merging dims
+//            that are contiguous in all of them (coalesce_dims),
 //            with one stride list per operand; when that leaves one dim of stride 1 everywhere, the
 //            offsets are the linear index itself (no division)
 //
@@ -86,7 +87,9 @@ Plan<N> make_plan(const std::array<const Tensor*, N>& operands) {
     strides[j] = operands[j]->strides();
     stride_lists.push_back(&strides[j]);
   }
-  const Shape shape = coalesce_dims(out.shape(), stride_lists);
+  Shape shape = out.shape();
+  order_dims_by_memory(shape, stride_lists);  // channels-last operands: one run, as row-major ones
+  shape = coalesce_dims(shape, stride_lists);
   Plan<N> plan;
   bool contiguous = shape.size() <= 1;
   for (int j = 0; j < N; ++j) {
