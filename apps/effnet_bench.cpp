@@ -18,6 +18,7 @@
 #include <chrono>
 #include <optional>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -166,7 +167,9 @@ int main(int argc, char** argv) {
     kernels.synchronize(device);
 #if defined(EFFNET_WITH_CUDA)
     if (device.is_cuda()) cuda::reset_peak_memory_stats(device.index);
-    if (device.is_cuda() && cuda::profiling_enabled()) cuda::profile_reset();
+    const char* profile_env = std::getenv("EFFNET_PROFILE");
+    const bool profile = device.is_cuda() && profile_env != nullptr && std::string(profile_env) == "1";
+    if (profile) cuda::set_profiling(true);  // the timed steps only
 #endif
     std::vector<double> ms;
     for (int i = 0; i < steps; ++i) {
@@ -182,7 +185,8 @@ int main(int argc, char** argv) {
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     }
 #if defined(EFFNET_WITH_CUDA)
-    if (device.is_cuda() && cuda::profiling_enabled()) {
+    if (profile) {
+      cuda::set_profiling(false);
       std::printf("EFFNET_PROFILE=1: GPU time per kernel entry over the %d timed steps\n%s", steps,
                   cuda::profile_report(steps).c_str());
     }

@@ -14,6 +14,7 @@
 #                    --precision fp32 --tf32; a +cl suffix (bf16+cl) adds --channels-last
 #   BENCH_VARIANTS   PyTorch's variants for every case (default on CUDA: eager fp32, eager AMP bf16
 #                    channels-last and, for B4 only, torch.compile of the latter; on the CPU: eager fp32)
+#   BENCH_EXTRA_CASE "MODEL SIZE BATCH": a third CUDA row against PyTorch's AMP (a large batch, say)
 # Both frameworks choose convolution algorithms by timing them (cudnn.benchmark; EFFNET_CUDNN_BENCHMARK=1).
 # A ratio column compares each effnet precision with PyTorch's variant of the same precision.
 set -euo pipefail
@@ -33,6 +34,8 @@ if [[ $device == cpu ]]; then
 else
   cases=("efficientnet_b4 380 32 ${BENCH_VARIANTS:-eager_fp32,eager_bf16_cl,compile_bf16_cl}"
          "efficientnet_b0 224 64 ${BENCH_VARIANTS:-eager_fp32,eager_bf16_cl}")
+  # e.g. BENCH_EXTRA_CASE="efficientnet_b4 380 96": one more row (a large batch), PyTorch's AMP only
+  [[ -n ${BENCH_EXTRA_CASE:-} ]] && cases+=("$BENCH_EXTRA_CASE eager_bf16_cl")
   machine=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)
 fi
 images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }

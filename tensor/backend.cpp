@@ -12,7 +12,7 @@ const Backend& backend(Device device, const char* op) {
     case DeviceType::CPU: return cpu_backend();
     case DeviceType::CUDA:
 #if defined(EFFNET_WITH_CUDA)
-      return cuda::profiling_enabled() ? cuda::profiled_backend() : cuda_backend();
+      return cuda::profiling() ? cuda::profiled_backend() : cuda_backend();
 #else
       EFFNET_FAIL(op, ": tensor is on ", device.str(),
                   " but effnet was built without CUDA (configure with -DEFFNET_CUDA=ON on a machine with nvcc, "

@@ -66,7 +66,8 @@ struct Backend {
 
   void (*unary)(UnaryOp op, const Tensor& x, double alpha, const Tensor& out);
   void (*binary)(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
-  // out has x's rank with size 1 on the reduced dims (keepdim form); contiguous.
+  // out has x's rank with size 1 on the reduced dims (keepdim form); contiguous; x's dtype, or float32 for a
+  // float16 / bfloat16 x (the float32 result, not rounded: mean divides before it rounds).
   void (*reduce)(ReduceOp op, const Tensor& x, const Tensor& out);
   // out: int64, x's shape with size 1 at dim; contiguous.
   void (*argmax)(const Tensor& x, int64_t dim, const Tensor& out);

@@ -7,6 +7,7 @@
 //   sum_to(x, shape): the sum over the dims that broadcasting added; its gradient is expand.
 #include <algorithm>
 
+#include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "tensor/backend.h"
 #include "tensor/op_checks.h"
@@ -61,7 +62,21 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_floating("mean", x);
   const Reduction r = plan_reduction("mean", x, dims, keepdim);
   EFFNET_CHECK(r.count > 0, "mean: reducing ", x.str(), " over zero elements");
-  return mul(sum(x, dims, keepdim), 1.0 / static_cast<double>(r.count));
+  const double scale = 1.0 / static_cast<double>(r.count);
+  if (x.dtype() != kFloat16 && x.dtype() != kBFloat16) return mul(sum(x, dims, keepdim), scale);
+  // 16 bits: the float32 sum is divided before it is rounded; a float16 sum of a large plane (squeeze-excite
+  // pools 190 x 190 pixels in B4) would overflow at 65504 where the mean does not.
+  Tensor total = empty(r.kept_shape, TensorOptions(kFloat32, x.device()));
+  backend(x.device(), "mean").reduce(ReduceOp::Sum, x.detach(), total);
+  Tensor out;
+  {
+    autograd::NoGradGuard no_grad;
+    out = mul(total, scale).to(x.dtype()).view(r.out_shape);
+  }
+  autograd::record("mean", {x}, {out}, [kept = r.kept_shape, in_shape = x.shape(), scale](Grads&& g) {
+    return Grads{mul(g[0], scale).reshape(kept).expand(in_shape)};
+  });
+  return out;
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {

@@ -79,6 +79,28 @@ TEST(MixedPrecision, SumsAccumulateInFloat32) {
   }
 }
 
+// A mean divides the float32 sum before rounding: 200 x 200 threes sum to 120,000, past float16's 65504.
+TEST(MixedPrecision, MeanOfALargeFloat16PlaneDoesNotOverflow) {
+  for (const Device& device : test::test_devices()) {
+    SCOPED_TRACE(device.str());
+    const Tensor x = full({1, 2, 200, 200}, 3.0, TensorOptions(kFloat16, device)).requires_grad_();
+    const Tensor m = mean(x, {2, 3}, true);
+    EXPECT_EQ(m.dtype(), kFloat16);
+    EXPECT_EQ(m.to_vector(), (std::vector<double>{3, 3}));
+    sum(m).backward();
+    EXPECT_EQ(x.grad().dtype(), kFloat16);
+    EXPECT_EQ(x.grad().to_vector()[0], static_cast<double>(float16_bits_to_float(float_to_float16_bits(1.0f / 40000))));
+  }
+}
+
+TEST(MixedPrecision, BatchNormOf16BitInputsWantsFloat32Parameters) {
+  const Tensor x = randn({2, 3, 4, 4}).to(kBFloat16), g16 = ones({3}, kBFloat16);
+  const std::string error = test::error_of([&] { batch_norm(x, g16, g16, g16, g16, true, 0.1, 1e-5); });
+  EXPECT_NE(error.find("batch_norm: a bfloat16 input needs float32 gamma, beta and running statistics"),
+            std::string::npos)
+      << error;
+}
+
 // Convolution and batch norm on 16-bit tensors: the CPU widens, runs the float32 kernel, rounds once.
 TEST(MixedPrecision, ConvolutionAndBatchNormRoundTheFloat32Result) {
   manual_seed(4);
@@ -228,6 +250,33 @@ void expect_close(const Tensor& gpu, const Tensor& cpu, double ulps, double floo
   }
 }
 
+// One 16-bit batch-norm training step, forward and backward, on the GPU against the CPU.
+void check_batch_norm(const Device& gpu, DType dtype, const Shape& shape, MemoryFormat format) {
+  const int64_t c = shape[1];
+  const Tensor xb = add(mul(randn(shape), 2.0), 50.0).to(dtype).contiguous(format);
+  const Tensor gamma = randn({c}), beta = randn({c});
+  Tensor rm_c = zeros({c}), rv_c = ones({c}), rm_g = zeros({c}, TensorOptions(kFloat32, gpu)),
+         rv_g = ones({c}, TensorOptions(kFloat32, gpu));
+  const Tensor xc = xb.detach().requires_grad_(), xg = xb.to(gpu).contiguous(format).detach().requires_grad_();
+  const Tensor gc = gamma.detach().requires_grad_(), gg = gamma.to(gpu).detach().requires_grad_();
+  const Tensor bc = beta.detach().requires_grad_(), bg = beta.to(gpu).detach().requires_grad_();
+  const Tensor yc = batch_norm(xc, gc, bc, rm_c, rv_c, true, 0.1, 1e-5);
+  const Tensor yg = batch_norm(xg, gg, bg, rm_g, rv_g, true, 0.1, 1e-5);
+  EXPECT_EQ(yg.suggest_memory_format(), format);
+  // y is O(1) while x is near 50: the float32 mean differs from the double one by ~1e-6, which moves y
+  // by ~1e-6 before the rounding.
+  expect_close(yg.cpu(), yc, 1, 1e-5, "batch norm y");
+  expect_close(rm_g.cpu(), rm_c, 16, 0, "running mean");
+  expect_close(rv_g.cpu(), rv_c, 2e3, 0, "running var");  // float32 sums of squares: ~1e-4 relative
+  const Tensor upstream = randn(shape).to(dtype);
+  sum(mul(yc, upstream)).backward();
+  sum(mul(yg, upstream.to(gpu))).backward();
+  // The sums over up to 17,424 values per channel: float32 on the GPU, double on the CPU.
+  expect_close(xg.grad().cpu(), xc.grad(), 1, 1e-3, "batch norm grad x");
+  expect_close(gg.grad().cpu(), gc.grad(), 2e3, 1e-2, "batch norm grad gamma");
+  expect_close(bg.grad().cpu(), bc.grad(), 2e3, 1e-2, "batch norm grad beta");
+}
+
 TEST(MixedPrecisionCuda, KernelsMatchTheCpu) {
   EFFNET_REQUIRE_CUDA_OR_SKIP();
   const Device gpu = Device::cuda(0);
@@ -270,28 +319,6 @@ TEST(MixedPrecisionCuda, KernelsMatchTheCpu) {
     gpu_k.conv2d_backward_weight(dy.to(gpu), x.to(gpu), g, dw_gpu);
     // 4 x 19 x 19 products per weight: the sum's size is about 40, so the floor is float32 accumulation.
     expect_close(dw_gpu.cpu(), dw_cpu, 1, 0.1, "conv backward weight");
-
-    // Batch norm (effnet's 16-bit kernels): a mean far from zero must not cancel the variance.
-    const Tensor xb = add(mul(randn({8, 12, 7, 7}), 2.0), 50.0).to(dtype);
-    const Tensor gamma = randn({12}), beta = randn({12});
-    Tensor rm_c = zeros({12}), rv_c = ones({12}), rm_g = zeros({12}, TensorOptions(kFloat32, gpu)),
-           rv_g = ones({12}, TensorOptions(kFloat32, gpu));
-    const Tensor xc = xb.detach().requires_grad_(), xg = xb.to(gpu).detach().requires_grad_();
-    const Tensor gc = gamma.detach().requires_grad_(), gg = gamma.to(gpu).detach().requires_grad_();
-    const Tensor bc = beta.detach().requires_grad_(), bg = beta.to(gpu).detach().requires_grad_();
-    const Tensor yc = batch_norm(xc, gc, bc, rm_c, rv_c, true, 0.1, 1e-5);
-    const Tensor yg = batch_norm(xg, gg, bg, rm_g, rv_g, true, 0.1, 1e-5);
-    // y is O(1) while x is near 50: the float32 mean differs from the double one by ~1e-6, which moves y
-    // by ~1e-6 before the rounding.
-    expect_close(yg.cpu(), yc, 1, 1e-5, "batch norm y");
-    expect_close(rm_g.cpu(), rm_c, 16, 0, "running mean");
-    expect_close(rv_g.cpu(), rv_c, 2e3, 0, "running var");  // float32 sums of squares: ~1e-4 relative
-    const Tensor upstream = randn(xb.shape()).to(dtype);
-    sum(mul(yc, upstream)).backward();
-    sum(mul(yg, upstream.to(gpu))).backward();
-    expect_close(xg.grad().cpu(), xc.grad(), 1, 1e-3, "batch norm grad x");
-    expect_close(gg.grad().cpu(), gc.grad(), 2e3, 1e-3, "batch norm grad gamma");
-    expect_close(bg.grad().cpu(), bc.grad(), 2e3, 1e-3, "batch norm grad beta");
   }
 }
 
@@ -327,6 +354,24 @@ TEST(MixedPrecisionCuda, Tf32ConvolutionStaysWithinTf32Rounding) {
   EXPECT_LT(relative_error(conv2d(x.cuda(), w.cuda(), Tensor(), Conv2dGeometry{}).cpu().to_vector(),
                            reference.to_vector()),
             1e-6);
+}
+
+// effnet's 16-bit batch norm against the CPU's float32 path on the same 16-bit input, in both layouts: a
+// mean far from zero must not cancel the variance; the second shape has 40 channels (a partial 32-channel
+// tile in NHWC) and enough values per channel for several splits in both layouts.
+TEST(MixedPrecisionCuda, BatchNormMatchesTheCpu) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda(0);
+  manual_seed(12);
+  for (DType dtype : kHalfTypes) {
+    for (const Shape& shape : {Shape{8, 12, 7, 7}, Shape{16, 40, 33, 33}}) {
+      for (MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) +
+                     (format == MemoryFormat::ChannelsLast ? " channels-last" : " row-major"));
+        check_batch_norm(gpu, dtype, shape, format);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "models/efficientnet.h"
 #include "models/weights.h"
+#include "tensor/autocast.h"
 #include "train/predict.h"
 #include "train/trainer.h"
 
@@ -57,6 +58,7 @@ ensemble::ProbabilityTable predict_one(const SavedModel& saved, const Prediction
   table.name = saved.weights;
   table.ids = set.ids;
   table.labels.assign(set.ids.size(), -1);
+  const AutocastGuard autocast(parse_precision(c.precision, "train.precision"));  // as the run trained
   table.probabilities = predict_probabilities(model, set.samples, transforms_for(c, false), loading, hflip_tta);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("%s (%s, crop %s%s): %zu images in %.1f s, %.1f images/s\n", saved.weights.c_str(), c.model.c_str(),

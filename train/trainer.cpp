@@ -402,6 +402,7 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
     std::vector<std::string> image_ids;
     const data::Dataset eval_set = data::load_mask_eval(config.data_root, &image_ids);
     load_weights(model, dir + "/best.safetensors");
+    const AutocastGuard autocast(parse_precision(config.precision, "train.precision"));
     const Tensor p = predict_probabilities(model, eval_set.samples, transforms_for(config, false), val_loading);
     ensemble::write_probabilities_csv(dir + "/test_probs.csv", image_ids, std::vector<int64_t>(image_ids.size(), -1), p);
     ensemble::write_submission_csv(dir + "/submission.csv", image_ids, p);

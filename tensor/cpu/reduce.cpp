@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/cpu/kernels.h"
@@ -71,12 +72,13 @@ Acc reduce_range(const T* base, const ReducePlan& p, int64_t first, int64_t last
   return acc;
 }
 
-template <class T, ReduceOp op>
+// Out: T, or float32 for a 16-bit T (tensor/backend.h).
+template <class T, class Out, ReduceOp op>
 void reduce_typed(const Tensor& x, const Tensor& out) {
   using Acc = std::conditional_t<op == ReduceOp::Sum, double, compute_t<T>>;
   const ReducePlan p = plan(x, out);
   const T* in = x.data<T>();
-  T* o = out.data<T>();
+  Out* o = out.data<Out>();
   const int64_t outputs = out.numel();
   if (outputs == 1) {
     // One output: the reduced rows are split over the threads in fixed chunks, and the partial results
@@ -99,12 +101,12 @@ void reduce_typed(const Tensor& x, const Tensor& out) {
       if constexpr (op == ReduceOp::Sum) total += v;
       else if (v > total || v != v) total = v;
     }
-    o[0] = static_cast<T>(total);
+    o[0] = static_cast<Out>(total);
     return;
   }
 #pragma omp parallel for schedule(static) if (x.numel() > 2 * kChunk)
   for (int64_t i = 0; i < outputs; ++i) {
-    o[i] = static_cast<T>(reduce_range<T, Acc, op>(in + p.kept.offset(i), p, 0, p.reduced_numel));
+    o[i] = static_cast<Out>(reduce_range<T, Acc, op>(in + p.kept.offset(i), p, 0, p.reduced_numel));
   }
 }
 
@@ -113,8 +115,16 @@ void reduce_typed(const Tensor& x, const Tensor& out) {
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   with_computable_type(x.dtype(), "reduce", [&](auto tag) {
     using T = decltype(tag);
-    if (op == ReduceOp::Sum) reduce_typed<T, ReduceOp::Sum>(x, out);
-    else reduce_typed<T, ReduceOp::Max>(x, out);
+    auto run = [&](auto out_tag) {
+      using Out = decltype(out_tag);
+      if (op == ReduceOp::Sum) reduce_typed<T, Out, ReduceOp::Sum>(x, out);
+      else reduce_typed<T, Out, ReduceOp::Max>(x, out);
+    };
+    if (out.dtype() == x.dtype()) return run(T{});
+    constexpr bool is_16bit = !std::is_same_v<T, compute_t<T>>;
+    EFFNET_CHECK(out.dtype() == kFloat32 && is_16bit, "reduce: ", x.str(), " -> ", out.str(),
+                 ": out must have x's dtype, or float32 for a 16-bit x");
+    run(float{});
   });
 }
 

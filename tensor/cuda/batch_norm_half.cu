@@ -23,6 +23,7 @@
 //   finalize   grad_beta = sum dy, grad_gamma = invstd sum dy (x - mean); the coefficients of
 //   grad input dx = gamma invstd (dy - grad_beta / M - xhat grad_gamma / M)
 #include <algorithm>
+#include <climits>
 #include <initializer_list>
 #include <memory>
 
@@ -238,7 +239,8 @@ void check(const char* op, const Tensor& x, std::initializer_list<const Tensor*>
   const MemoryFormat format = x.suggest_memory_format();
   EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(format), op,
                ": expected a dense [N, C, H, W] input (row-major or channels-last), got ", x.str());
-  EFFNET_CHECK(x.numel() <= UINT32_MAX, op, ": ", x.str(), " has more than 2^32 elements");
+  // The kernels index a channel's values in 32 bits with room for a step past the end.
+  EFFNET_CHECK(x.numel() <= INT32_MAX, op, ": ", x.str(), " has 2^31 elements or more");
   for (const Tensor* t : like_x) {
     EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous(format) && t->dtype() == x.dtype(), op, ": ",
                  t->str(), " does not match the input ", x.str(), " (dtype and memory format)");

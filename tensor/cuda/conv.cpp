@@ -108,7 +108,10 @@ struct Problem {
   // Accumulation: float64 for float64, float32 for everything else.
   cudnnDataType_t compute_type() const { return type == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
 
+  // The math the algorithm search may consider. 16-bit data asks for tensor cores outright: the searches
+  // offer the descriptor's math type and the default one, and tensor-core algorithms are what 16-bit is for.
   cudnnMathType_t default_math() const {
+    if (type == CUDNN_DATA_HALF || type == CUDNN_DATA_BFLOAT16) return CUDNN_TENSOR_OP_MATH;
     return type == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   }
 

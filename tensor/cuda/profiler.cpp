@@ -3,12 +3,12 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/cuda/check.h"
@@ -38,9 +38,19 @@ cudaEvent_t take_event() {
   return e;
 }
 
-cudaStream_t current_stream() {
-  int device = 0;
-  EFFNET_CUDA_CHECK(cudaGetDevice(&device));
+std::atomic<bool> g_profiling{false};
+
+// The stream of the device of the entry's first tensor argument (the current device when it has none).
+template <class... A>
+cudaStream_t stream_of(const A&... args) {
+  int device = -1;
+  auto look = [&](const auto& arg) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(arg)>, Tensor>) {
+      if (device < 0 && arg.defined() && arg.is_cuda()) device = arg.device().index;
+    }
+  };
+  (look(args), ...);
+  if (device < 0) EFFNET_CUDA_CHECK(cudaGetDevice(&device));
   return context(device).stream;
 }
 
@@ -81,7 +91,7 @@ template <class R, class... A, R (*Backend::*Member)(A...)>
 struct Wrap<Member> {
   static inline const char* name = "";
   static R call(A... args) {
-    const cudaStream_t stream = current_stream();
+    const cudaStream_t stream = stream_of(args...);
     Record record{label(name, args...), nullptr, nullptr};
     {
       std::lock_guard<std::mutex> lock(g_mutex);
@@ -120,13 +130,9 @@ void release_records() {
 
 }  // namespace
 
-bool profiling_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("EFFNET_PROFILE");
-    return value != nullptr && std::strcmp(value, "1") == 0;
-  }();
-  return enabled;
-}
+void set_profiling(bool on) { g_profiling.store(on, std::memory_order_relaxed); }
+
+bool profiling() { return g_profiling.load(std::memory_order_relaxed); }
 
 const Backend& profiled_backend() {
   static const Backend row = [] {
@@ -156,12 +162,6 @@ const Backend& profiled_backend() {
     return b;
   }();
   return row;
-}
-
-void profile_reset() {
-  EFFNET_CUDA_CHECK(cudaDeviceSynchronize());
-  std::lock_guard<std::mutex> lock(g_mutex);
-  release_records();
 }
 
 std::string profile_report(int steps) {

@@ -1,9 +1,9 @@
 // A per-kernel GPU-time profile of the CUDA row of the dispatch table, for finding where a training step's
-// time goes (docs/performance.md). With EFFNET_PROFILE=1 in the environment, backend() hands out a copy of
-// the CUDA row whose every kernel entry records a CUDA event before and after the real entry on the current
-// device's stream; profile_report() waits for the device and sums the times per entry (unary and binary
-// ops by their op, so "silu" and "mul" are apart). The events cost a little host time per call, so time
-// steps without it; the profile's share of each entry is what it is for.
+// time goes (docs/performance.md; effnet_bench turns it on for its timed steps when EFFNET_PROFILE=1). While
+// on, backend() hands out a copy of the CUDA row whose every kernel entry records a CUDA event before and
+// after the real entry on its device's stream; profile_report() waits for the device and sums the times
+// per entry (unary and binary ops by their op, so "silu" and "mul" are apart). The events cost a little
+// host time per call, so time steps without it; the profile's share of each entry is what it is for.
 #pragma once
 
 #include <string>
@@ -12,10 +12,9 @@
 
 namespace effnet::cuda {
 
-bool profiling_enabled();  // EFFNET_PROFILE=1
+void set_profiling(bool on);
+bool profiling();
 const Backend& profiled_backend();
-// Drops what was recorded so far (e.g. the warm-up steps).
-void profile_reset();
 // A table of the entries by total GPU time: calls, milliseconds in total and per `steps`, share of the sum;
 // then clears the records.
 std::string profile_report(int steps);

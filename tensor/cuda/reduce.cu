@@ -262,9 +262,10 @@ void run(const Context& ctx, const T* x, const ReducePlan& plan, Out* out, bool 
 
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   if (out.numel() == 0) return;
-  EFFNET_CHECK(out.dim() == x.dim() && out.is_contiguous() && out.dtype() == x.dtype(),
-               "cuda reduce: out must be contiguous with x's rank and dtype, got ", x.str(), " -> ",
-               out.str());
+  const bool widening = out.dtype() == kFloat32 && (x.dtype() == kFloat16 || x.dtype() == kBFloat16);
+  EFFNET_CHECK(out.dim() == x.dim() && out.is_contiguous() && (out.dtype() == x.dtype() || widening),
+               "cuda reduce: out must be contiguous with x's rank and dtype (or float32 for a 16-bit x), got ",
+               x.str(), " -> ", out.str());
   std::vector<bool> is_reduced(x.dim());
   for (int64_t d = 0; d < x.dim(); ++d) {
     EFFNET_CHECK(out.size(d) == x.size(d) || out.size(d) == 1, "cuda reduce: ", out.str(),
@@ -279,16 +280,16 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
     using T = decltype(zero);
     using C = compute_t<T>;
     const auto* px = static_cast<const T*>(x.data_ptr());
-    // 16-bit inputs: partial and final results in float32, one rounding at the end.
+    // 16-bit inputs: partial and final results in float32, one rounding at the end (none into a float32 out).
     Tensor result = out;
-    if constexpr (!std::is_same_v<T, C>) {
+    if (!std::is_same_v<T, C> && !widening) {
       result = make_tensor(allocate(static_cast<size_t>(out.numel()) * sizeof(C), out.device()), out.shape(),
                            contiguous_strides(out.shape()), 0, dtype_of<C>());
     }
     auto* po = static_cast<C*>(result.data_ptr());
     if (op == ReduceOp::Sum) run<SumReducer<C>>(ctx, px, plan, po, true);
     else run<MaxReducer<C>>(ctx, px, plan, po, true);
-    if constexpr (!std::is_same_v<T, C>) copy(out, result);
+    if (result.data_ptr() != out.data_ptr()) copy(out, result);
   });
 }
 
