@@ -79,7 +79,9 @@ step demo "$bin/effnet_demo" --device cuda || status=1
 step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16,bf16+cl}" \
   scripts/bench_compare.sh "$bin" cuda || status=1
 # Where B4's bf16 channels-last training step spends its GPU time, per kernel entry (tensor/cuda/profiler.h).
-step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 "$bin/effnet_bench" --model efficientnet_b4 \
+# EFFNET_CUDNN_LOG=1 adds cuDNN's choice (algorithm, math) per convolution to the log.
+step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
+  "$bin/effnet_bench" --model efficientnet_b4 \
   --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --device cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)

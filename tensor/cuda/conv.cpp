@@ -280,12 +280,31 @@ struct Choice {
 std::mutex g_choices_mutex;
 std::map<Key, Choice> g_choices;
 
+bool env_is_1(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && std::strcmp(value, "1") == 0;
+}
+
 bool benchmark_enabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("EFFNET_CUDNN_BENCHMARK");
-    return value != nullptr && std::strcmp(value, "1") == 0;
-  }();
+  static const bool enabled = env_is_1("EFFNET_CUDNN_BENCHMARK");
   return enabled;
+}
+
+// EFFNET_CUDNN_LOG=1: one stderr line per problem when its algorithm is chosen (which algorithm, math and
+// workspace), to see what cuDNN picks for each shape, dtype and layout.
+bool log_enabled() {
+  static const bool enabled = env_is_1("EFFNET_CUDNN_LOG");
+  return enabled;
+}
+
+const char* math_name(cudnnMathType_t math) {
+  switch (math) {
+    case CUDNN_DEFAULT_MATH: return "default";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-allow-conversion";
+    case CUDNN_FMA_MATH: return "fma";
+  }
+  return "?";
 }
 
 // A block of the caching allocator for the timed search, returned when the search is done. It belongs to
@@ -408,6 +427,11 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     if (choice.algo < 0 && (x.dtype() == kFloat16 || x.dtype() == kBFloat16)) {
       std::fprintf(stderr, "effnet: %s: cuDNN has no %s algorithm for x %s, w %s, y %s; computing it in float32\n",
                    op_name(D), p.precision_name(), x.str().c_str(), w.str().c_str(), y.str().c_str());
+    } else if (log_enabled()) {
+      std::fprintf(stderr, "effnet: %s %s%s x %s w %s groups %lld stride %lld: algo %d, %s math, workspace %zu\n",
+                   op_name(D), p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "",
+                   shape_str(x.shape()).c_str(), shape_str(w.shape()).c_str(), static_cast<long long>(g.groups),
+                   static_cast<long long>(g.stride_h), choice.algo, math_name(choice.math), choice.workspace);
     }
   }
   if (choice.algo < 0) {
