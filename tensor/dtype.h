@@ -41,6 +41,9 @@ constexpr const char* dtype_name(DType t) {
 
 constexpr bool is_floating(DType t) { return t != DType::Int64; }
 
+// float16 or bfloat16: stored in 16 bits, computed in float32 (tensor/half.h, mixed precision).
+constexpr bool is_16bit(DType t) { return t == DType::Float16 || t == DType::BFloat16; }
+
 // The C++ type that holds one element of a computable dtype.
 template <class T>
 constexpr DType dtype_of();

@@ -1,11 +1,22 @@
 #include "tests/op_cases.h"
 
+#include "tensor/nn.h"
+
 namespace effnet::test {
 
 namespace {
 using In = const std::vector<Tensor>&;
 constexpr Domain P = Domain::Positive;
 constexpr Domain N = Domain::Normal;
+constexpr MemoryFormat kChannelsLast = MemoryFormat::ChannelsLast;
+
+Conv2dGeometry padded(int64_t pad, int64_t stride, int64_t groups) {
+  Conv2dGeometry g;
+  g.pad_h = g.pad_w = pad;
+  g.stride_h = g.stride_w = stride;
+  g.groups = groups;
+  return g;
+}
 }  // namespace
 
 const std::vector<OpCase>& op_cases() {
@@ -78,6 +89,22 @@ const std::vector<OpCase>& op_cases() {
       {"squeeze_unsqueeze", {{3, 1, 4}}, [](In x) { return x[0].squeeze(1).unsqueeze(0) * 1.5; }},
       {"flatten", {{2, 3, 4}}, [](In x) { return x[0].permute({1, 0, 2}).flatten(1) * 1.5; }},
       {"clone", {{3, 4}}, [](In x) { return x[0].clone() * 1.5; }},
+      // channels-last (NHWC) operands: the copy, elementwise ops and reductions over NHWC strides,
+      // convolution (NHWC cuDNN descriptors) and batch norm
+      {"contiguous_channels_last", {{2, 3, 4, 5}}, [](In x) { return x[0].contiguous(kChannelsLast) * 1.5; }},
+      {"silu_channels_last", {{2, 3, 4, 5}}, [](In x) { return silu(x[0].contiguous(kChannelsLast)); }},
+      {"mul_channels_last_gate", {{2, 3, 4, 5}, {2, 3, 1, 1}},
+       [](In x) { return mul(x[0].contiguous(kChannelsLast), x[1]); }},
+      {"mean_channels_last", {{2, 3, 4, 5}}, [](In x) { return mean(x[0].contiguous(kChannelsLast), {2, 3}); }},
+      {"conv2d_channels_last", {{2, 3, 5, 5}, {4, 3, 3, 3}},
+       [](In x) { return conv2d(x[0].contiguous(kChannelsLast), x[1], Tensor(), padded(1, 1, 1)); }},
+      {"conv2d_depthwise_channels_last", {{2, 4, 6, 6}, {4, 1, 3, 3}},
+       [](In x) { return conv2d(x[0].contiguous(kChannelsLast), x[1], Tensor(), padded(1, 2, 4)); }},
+      {"batch_norm_channels_last", {{2, 3, 4, 5}, {3}, {3}}, [](In x) {
+         const TensorOptions stats(x[0].dtype(), x[0].device());
+         return batch_norm(x[0].contiguous(kChannelsLast), x[1], x[2], zeros({3}, stats), ones({3}, stats), true,
+                           0.1, 1e-5);
+       }},
       {"through_cpu", {{3, 4}}, [](In x) { return x[0].cpu().to(x[0].device()) * 1.5; }},
   };
   return cases;

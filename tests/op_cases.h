@@ -1,5 +1,6 @@
 // The one table of op test cases. Every op of tensor/ops.h (and every differentiable view) appears here
-// once; test_ops.cpp runs each case as
+// once, and so do the channels-last variants of tensor/nn.h's convolution and batch norm (their row-major
+// forms are layer cases, tests/test_layers.cpp); test_ops.cpp runs each case as
 //   - a float64 finite-difference gradient check on the CPU, and on CUDA when present, and
 //   - an fp32 CPU<->CUDA parity check of the forward result and of every input gradient.
 #pragma once

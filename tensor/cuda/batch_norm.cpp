@@ -1,6 +1,6 @@
 // Batch normalization in training mode through cuDNN, forward and backward, in CUDNN_BATCHNORM_SPATIAL mode:
-// statistics per channel over (N, H, W), NCHW or channels-last (an NHWC descriptor). The math is in
-// tensor/backend.h.
+// statistics per channel over (N, H, W), NCHW or channels-last (an NHWC descriptor; where cuDNN refuses
+// one, on row-major copies). The math is in tensor/backend.h.
 //
 //   N batch   C channels   H, W height, width   M = N H W values per channel
 //   per-channel tensors (gamma, beta, running and saved statistics, their gradients): [C], x's dtype
@@ -23,6 +23,7 @@
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/cudnn.h"
 #include "tensor/cuda/kernels.h"
+#include "tensor/ops.h"
 
 namespace effnet::cuda {
 namespace {
@@ -67,6 +68,13 @@ void check_operands(const char* op, const Tensor& x, std::initializer_list<const
   }
 }
 
+// cuDNN refused a channels-last x (its NHWC batch norm may not cover every dtype): the caller computes on
+// row-major copies instead.
+bool unsupported_layout(cudnnStatus_t status, const Tensor& x) {
+  return (status == CUDNN_STATUS_NOT_SUPPORTED || status == CUDNN_STATUS_BAD_PARAM) &&
+         x.suggest_memory_format() == MemoryFormat::ChannelsLast;
+}
+
 void zero(const Tensor& t, cudaStream_t stream) {
   EFFNET_CUDA_CHECK(
       cudaMemsetAsync(t.data_ptr(), 0, static_cast<size_t>(t.numel()) * element_size(t.dtype()), stream));
@@ -77,7 +85,7 @@ void zero(const Tensor& t, cudaStream_t stream) {
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, const Tensor& y,
                       const Tensor& save_mean, const Tensor& save_invstd) {
-  if (x.dtype() == kFloat16 || x.dtype() == kBFloat16) {
+  if (is_16bit(x.dtype())) {
     batch_norm_train_16bit(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
     return;
   }
@@ -98,16 +106,24 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
     return;
   }
   const Descriptors desc(x, op);
-  EFFNET_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
+  const cudnnStatus_t status = cudnnBatchNormalizationForwardTraining(
       ctx.cudnn, kMode, desc.one(), desc.zero(), desc.data.get(), x.data_ptr(), desc.data.get(), y.data_ptr(),
       desc.channel.get(), gamma.data_ptr(), beta.data_ptr(), momentum, running_mean.data_ptr(),
-      running_var.data_ptr(), eps, save_mean.data_ptr(), save_invstd.data_ptr()));
+      running_var.data_ptr(), eps, save_mean.data_ptr(), save_invstd.data_ptr());
+  if (unsupported_layout(status, x)) {  // on row-major copies, the result written back channels-last
+    const Tensor y_rows = empty(y.shape(), TensorOptions(y.dtype(), y.device()));
+    batch_norm_train(x.contiguous(), gamma, beta, running_mean, running_var, momentum, eps, y_rows, save_mean,
+                     save_invstd);
+    copy(y, y_rows);
+    return;
+  }
+  EFFNET_CUDNN_CHECK(status);
 }
 
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                          const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
                          const Tensor& grad_beta) {
-  if (x.dtype() == kFloat16 || x.dtype() == kBFloat16) {
+  if (is_16bit(x.dtype())) {
     batch_norm_backward_16bit(grad_y, x, gamma, save_mean, save_invstd, grad_x, grad_gamma, grad_beta);
     return;
   }
@@ -126,11 +142,19 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
   }
   const Descriptors desc(x, op);
   // Data and parameter gradients both overwrite their outputs (alpha 1, beta 0).
-  EFFNET_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+  const cudnnStatus_t status = cudnnBatchNormalizationBackward(
       ctx.cudnn, kMode, desc.one(), desc.zero(), desc.one(), desc.zero(), desc.data.get(), x.data_ptr(),
       desc.data.get(), grad_y.data_ptr(), desc.data.get(), grad_x.data_ptr(), desc.channel.get(),
       gamma.data_ptr(), grad_gamma.data_ptr(), grad_beta.data_ptr(), eps, save_mean.data_ptr(),
-      save_invstd.data_ptr()));
+      save_invstd.data_ptr());
+  if (unsupported_layout(status, x)) {
+    const Tensor grad_x_rows = empty(grad_x.shape(), TensorOptions(grad_x.dtype(), grad_x.device()));
+    batch_norm_backward(grad_y.contiguous(), x.contiguous(), gamma, save_mean, save_invstd, eps, grad_x_rows,
+                        grad_gamma, grad_beta);
+    copy(grad_x, grad_x_rows);
+    return;
+  }
+  EFFNET_CUDNN_CHECK(status);
 }
 
 }  // namespace effnet::cuda

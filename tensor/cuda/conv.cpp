@@ -14,8 +14,8 @@
 // scratch needs and dtype support. One is chosen per problem, the first time it is seen: from cuDNN's
 // heuristics, or (EFFNET_CUDNN_BENCHMARK=1) by timing them all on the real operands, which costs a pass of
 // every algorithm but can pick a faster one. The choice is cached with its workspace size; the workspace
-// itself is the context's scratch buffer. A float16 / bfloat16 problem for which cuDNN has no algorithm is
-// computed in float32 from widened copies (said once on stderr).
+// itself is the context's scratch buffer. A float16 / bfloat16 or NHWC problem for which cuDNN has no
+// algorithm is computed on row-major copies (float32 for 16-bit ones; said once on stderr).
 //
 // float32 runs with CUDNN_FMA_MATH: the default math lets Ampere and later GPUs use TF32 tensor cores, which
 // round the inputs to 10 mantissa bits (~1e-3 relative error), and results must match the CPU to ~1e-5 —
@@ -119,7 +119,8 @@ struct Problem {
   // (anything else may be TF32); otherwise anything but ALLOW_CONVERSION, which may round float32 or float64
   // operands to float16, or bfloat16 ones to float16's narrower range.
   bool precise(cudnnMathType_t math) const {
-    return type == CUDNN_DATA_FLOAT && !tf32 ? math == CUDNN_FMA_MATH : math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    if (type == CUDNN_DATA_FLOAT && !tf32) return math == CUDNN_FMA_MATH;
+    return math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
   }
 
   const char* precision_name() const {
@@ -371,12 +372,14 @@ Choice choose(Problem& p, const Context& ctx) {
   return Choice{-1, CUDNN_DEFAULT_MATH, 0};
 }
 
-// A float32 copy of t on its device.
-Tensor widened(const Tensor& t) {
-  Tensor wide = make_tensor(allocate(static_cast<size_t>(t.numel()) * sizeof(float), t.device()), t.shape(),
-                            contiguous_strides(t.shape()), 0, kFloat32);
-  copy(wide, t);
-  return wide;
+// For a problem cuDNN cannot run as given: a row-major copy of t in the dtype it computes in (float32 for
+// a 16-bit t; exact).
+Tensor fallback_copy(const Tensor& t) {
+  const DType dtype = is_16bit(t.dtype()) ? kFloat32 : t.dtype();
+  Tensor copied = make_tensor(allocate(static_cast<size_t>(t.numel()) * element_size(dtype), t.device()),
+                              t.shape(), contiguous_strides(t.shape()), 0, dtype);
+  copy(copied, t);
+  return copied;
 }
 
 std::array<int64_t, 4> dims(const Tensor& t) { return {t.size(0), t.size(1), t.size(2), t.size(3)}; }
@@ -424,9 +427,10 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     choice = choose<D>(p, ctx);
     std::lock_guard<std::mutex> lock(g_choices_mutex);
     g_choices.emplace(key, choice);
-    if (choice.algo < 0 && (x.dtype() == kFloat16 || x.dtype() == kBFloat16)) {
-      std::fprintf(stderr, "effnet: %s: cuDNN has no %s algorithm for x %s, w %s, y %s; computing it in float32\n",
-                   op_name(D), p.precision_name(), x.str().c_str(), w.str().c_str(), y.str().c_str());
+    if (choice.algo < 0) {
+      std::fprintf(stderr, "effnet: %s: cuDNN has no %s%s algorithm for x %s, w %s, y %s; using %s copies\n",
+                   op_name(D), p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "", x.str().c_str(),
+                   w.str().c_str(), y.str().c_str(), is_16bit(x.dtype()) ? "row-major float32" : "row-major");
     } else if (log_enabled()) {
       std::fprintf(stderr, "effnet: %s %s%s x %s w %s groups %lld stride %lld: algo %d, %s math, workspace %zu\n",
                    op_name(D), p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "",
@@ -435,12 +439,13 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     }
   }
   if (choice.algo < 0) {
-    // A 16-bit problem cuDNN cannot run: the same sums in float32 (exact inputs), rounded once, as the CPU.
-    EFFNET_CHECK(x.dtype() == kFloat16 || x.dtype() == kBFloat16, op_name(D), ": cuDNN offers no ",
+    // A 16-bit or NHWC problem cuDNN cannot run: the same sums on row-major copies (float32 for 16-bit
+    // inputs, exact), the result written back rounded once and in out's layout, as the CPU does.
+    EFFNET_CHECK(is_16bit(x.dtype()) || p.format == CUDNN_TENSOR_NHWC, op_name(D), ": cuDNN offers no ",
                  p.precision_name(), " algorithm within a ", kMaxWorkspaceBytes >> 20, " MiB workspace");
-    const Tensor xw = widened(x), ww = widened(w), yw = widened(y);
-    convolve<D>(xw, ww, yw, g);
-    copy(out, D == Direction::Forward ? yw : D == Direction::BackwardInput ? xw : ww);
+    const Tensor xc = fallback_copy(x), wc = fallback_copy(w), yc = fallback_copy(y);
+    convolve<D>(xc, wc, yc, g);
+    copy(out, D == Direction::Forward ? yc : D == Direction::BackwardInput ? xc : wc);
     return;
   }
   EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
