@@ -152,15 +152,7 @@ int main(int argc, char** argv) {
         model.forward(images);
         return;
       }
-      const Tensor loss = cross_entropy(model.forward(images), targets);
-      if (scaler) {
-        scaler->scale(loss).backward();
-        scaler->step(optimizer);
-        scaler->update();
-      } else {
-        loss.backward();
-        optimizer.step();
-      }
+      backward_and_step(cross_entropy(model.forward(images), targets), optimizer, scaler ? &*scaler : nullptr);
       optimizer.zero_grad();
     };
     for (int i = 0; i < warmup; ++i) step();

@@ -92,8 +92,6 @@ const FileDType* find_file_dtype(std::string_view name) {
   return nullptr;
 }
 
-bool widens_to_float32(DType stored) { return stored == DType::Float16 || stored == DType::BFloat16; }
-
 // ---- UTF-8
 
 // The length (1 to 4) of the well-formed UTF-8 sequence that starts `text`, or 0 when there is none:
@@ -514,7 +512,7 @@ std::vector<Entry> check_layout(std::vector<Entry> entries, uint64_t data_bytes,
 // A CPU tensor holding `entry`'s data, which starts at `bytes` (no alignment assumed).
 Tensor read_tensor(const Entry& entry, const uint8_t* bytes) {
   const DType stored = entry.dtype->stored;
-  const bool widen = widens_to_float32(stored);
+  const bool widen = is_16bit(stored);
   Tensor tensor = empty(entry.shape, widen ? kFloat32 : stored);
   const size_t elements = static_cast<size_t>(tensor.numel());
   if (elements == 0) return tensor;

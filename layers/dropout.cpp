@@ -15,8 +15,7 @@ void check_probability(const char* layer, double p) {
 // scaled mask is cast to x's dtype.
 Tensor drop(const Tensor& x, double p, const Shape& mask_shape) {
   const double keep = 1.0 - p;
-  const bool is_16bit = x.dtype() == kFloat16 || x.dtype() == kBFloat16;
-  const TensorOptions options(is_16bit ? kFloat32 : x.dtype(), x.device());
+  const TensorOptions options(is_16bit(x.dtype()) ? kFloat32 : x.dtype(), x.device());
   const Tensor mask = lt(rand(mask_shape, options), full({}, keep, options));
   return mul(x, mul(mask, 1.0 / keep).to(x.dtype()));
 }

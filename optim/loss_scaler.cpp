@@ -64,4 +64,22 @@ void DynamicLossScaler::restore(double scale, int64_t growth_tracker) {
   unscaled_ = false;
 }
 
+bool backward_and_step(const Tensor& loss, Optimizer& optimizer, DynamicLossScaler* scaler, double clip,
+                       const std::vector<Tensor>& clipped) {
+  if (scaler == nullptr) {
+    loss.backward();
+    if (clip > 0) clip_grad_norm(clipped, clip);
+    optimizer.step();
+    return true;
+  }
+  scaler->scale(loss).backward();
+  if (clip > 0) {
+    scaler->unscale(optimizer);
+    clip_grad_norm(clipped, clip);
+  }
+  const bool stepped = scaler->step(optimizer);
+  scaler->update();
+  return stepped;
+}
+
 }  // namespace effnet

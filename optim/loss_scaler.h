@@ -48,4 +48,11 @@ class DynamicLossScaler {
   bool unscaled_ = false, found_nonfinite_ = false;
 };
 
+// One training step from a loss: backward, then, when clip > 0, the global norm of `clipped`'s gradients
+// clipped to it, then the optimizer's step — through `scaler` when there is one (float16), which scales the
+// loss, unscales the gradients before clipping, and skips the step on an overflow. The caller zeroes the
+// gradients. Returns whether the optimizer stepped.
+bool backward_and_step(const Tensor& loss, Optimizer& optimizer, DynamicLossScaler* scaler, double clip = 0,
+                       const std::vector<Tensor>& clipped = {});
+
 }  // namespace effnet

@@ -9,7 +9,7 @@ thread_local std::optional<DType> t_autocast;
 }  // namespace
 
 AutocastGuard::AutocastGuard(std::optional<DType> dtype) : previous_(t_autocast) {
-  EFFNET_CHECK(!dtype || *dtype == kFloat16 || *dtype == kBFloat16,
+  EFFNET_CHECK(!dtype || is_16bit(*dtype),
                "AutocastGuard: autocast computes in float16 or bfloat16, not ", dtype_name(*dtype));
   t_autocast = dtype;
 }

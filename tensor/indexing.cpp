@@ -1,6 +1,7 @@
 #include "tensor/indexing.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "tensor/shape.h"
 
@@ -31,6 +32,8 @@ std::vector<int64_t> coalesce_dims(const std::vector<int64_t>& shape, std::vecto
 void order_dims_by_memory(std::vector<int64_t>& shape, std::vector<std::vector<int64_t>*> strides) {
   if (strides.empty() || shape.size() < 2) return;
   const std::vector<int64_t>& first = *strides[0];
+  // Row-major already (every op on row-major tensors): nothing to move, nothing to allocate.
+  if (std::is_sorted(first.begin(), first.end(), std::greater<int64_t>())) return;
   std::vector<size_t> order(shape.size());
   for (size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return first[a] > first[b]; });

@@ -119,8 +119,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
   check_defined("batch_norm", x, "the input");
   check_same_device_dtype("batch_norm", {gamma, beta, running_mean, running_var});
   // Mixed precision: a float16 / bfloat16 input with float32 parameters and statistics (tensor/autocast.h).
-  const bool mixed = (x.dtype() == kFloat16 || x.dtype() == kBFloat16) && gamma.dtype() == kFloat32;
-  EFFNET_CHECK(mixed || (x.dtype() != kFloat16 && x.dtype() != kBFloat16), "batch_norm: a ", x.dtype(),
+  const bool mixed = is_16bit(x.dtype()) && gamma.dtype() == kFloat32;
+  EFFNET_CHECK(mixed || !is_16bit(x.dtype()), "batch_norm: a ", x.dtype(),
                " input needs float32 gamma, beta and running statistics (mixed precision keeps them float32), got ",
                gamma.str());
   if (mixed) {

@@ -6,6 +6,7 @@
 //         comes from the ops it is built of
 //   sum_to(x, shape): the sum over the dims that broadcasting added; its gradient is expand.
 #include <algorithm>
+#include <optional>
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
@@ -40,8 +41,10 @@ Reduction plan_reduction(const char* op, const Tensor& x, const std::vector<int6
   return r;
 }
 
-Tensor run_reduce(const char* op, ReduceOp kind, const Tensor& x, const Reduction& r) {
-  Tensor out = empty(r.kept_shape, TensorOptions(x.dtype(), x.device()));
+// The result in x's dtype, or in `out_dtype` (float32 for a 16-bit x: the sum not yet rounded).
+Tensor run_reduce(const char* op, ReduceOp kind, const Tensor& x, const Reduction& r,
+                  std::optional<DType> out_dtype = std::nullopt) {
+  Tensor out = empty(r.kept_shape, TensorOptions(out_dtype.value_or(x.dtype()), x.device()));
   backend(x.device(), op).reduce(kind, x.detach(), out);
   return out.view(r.out_shape);
 }
@@ -63,15 +66,13 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   const Reduction r = plan_reduction("mean", x, dims, keepdim);
   EFFNET_CHECK(r.count > 0, "mean: reducing ", x.str(), " over zero elements");
   const double scale = 1.0 / static_cast<double>(r.count);
-  if (x.dtype() != kFloat16 && x.dtype() != kBFloat16) return mul(sum(x, dims, keepdim), scale);
+  if (!is_16bit(x.dtype())) return mul(sum(x, dims, keepdim), scale);
   // 16 bits: the float32 sum is divided before it is rounded; a float16 sum of a large plane (squeeze-excite
   // pools 190 x 190 pixels in B4) would overflow at 65504 where the mean does not.
-  Tensor total = empty(r.kept_shape, TensorOptions(kFloat32, x.device()));
-  backend(x.device(), "mean").reduce(ReduceOp::Sum, x.detach(), total);
   Tensor out;
   {
     autograd::NoGradGuard no_grad;
-    out = mul(total, scale).to(x.dtype()).view(r.out_shape);
+    out = mul(run_reduce("mean", ReduceOp::Sum, x, r, kFloat32), scale).to(x.dtype());
   }
   autograd::record("mean", {x}, {out}, [kept = r.kept_shape, in_shape = x.shape(), scale](Grads&& g) {
     return Grads{mul(g[0], scale).reshape(kept).expand(in_shape)};

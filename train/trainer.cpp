@@ -31,7 +31,6 @@
 #include "models/efficientnet.h"
 #include "models/weights.h"
 #include "optim/adam.h"
-#include "optim/clip_grad.h"
 #include "optim/loss_scaler.h"
 #include "optim/madgrad.h"
 #include "optim/param_groups.h"
@@ -287,20 +286,11 @@ int train_one(const TrainConfig& config, bool resuming, const RunOptions& run, i
                                                    : "no checkpoint was written yet");
         return 3;
       }
-      if (scaler) {  // skips the step (and lowers the scale) when a gradient overflowed
-        scaler->scale(loss).backward();
-        if (config.clip_grad > 0) {
-          scaler->unscale(*optimizer);
-          clip_grad_norm(model.parameters(), config.clip_grad);
-        }
-        scaler->step(*optimizer);
-        scaler->update();
+      // float16: skips the step (and lowers the scale) when a gradient overflowed
+      backward_and_step(loss, *optimizer, scaler ? &*scaler : nullptr, config.clip_grad, model.parameters());
+      if (scaler) {
         state.loss_scale = scaler->current_scale();
         state.loss_scale_growth = scaler->growth_tracker();
-      } else {
-        loss.backward();
-        if (config.clip_grad > 0) clip_grad_norm(model.parameters(), config.clip_grad);
-        optimizer->step();
       }
       optimizer->zero_grad();
       scheduler.step_iteration();

@@ -9,19 +9,17 @@
 
 namespace effnet::cpu {
 
-inline bool is_16bit(const Tensor& t) { return t.dtype() == kFloat16 || t.dtype() == kBFloat16; }
-
-inline bool needs_adapting(const Tensor& t) { return is_16bit(t) || !t.is_contiguous(); }
+inline bool needs_adapting(const Tensor& t) { return is_16bit(t.dtype()) || !t.is_contiguous(); }
 
 // A row-major copy in the computing dtype (float32 for 16-bit tensors); t itself when it already is one.
 inline Tensor adapted(const Tensor& t) {
   if (!needs_adapting(t)) return t;
-  return t.detach().to(is_16bit(t) ? kFloat32 : t.dtype()).contiguous();
+  return t.detach().to(is_16bit(t.dtype()) ? kFloat32 : t.dtype()).contiguous();
 }
 
 // A row-major buffer of out's shape in its computing dtype, for the adapted call to write.
 inline Tensor adapted_like(const Tensor& out) {
-  return empty(out.shape(), TensorOptions(is_16bit(out) ? kFloat32 : out.dtype(), out.device()));
+  return empty(out.shape(), TensorOptions(is_16bit(out.dtype()) ? kFloat32 : out.dtype(), out.device()));
 }
 
 }  // namespace effnet::cpu

@@ -121,8 +121,7 @@ void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
       else reduce_typed<T, Out, ReduceOp::Max>(x, out);
     };
     if (out.dtype() == x.dtype()) return run(T{});
-    constexpr bool is_16bit = !std::is_same_v<T, compute_t<T>>;
-    EFFNET_CHECK(out.dtype() == kFloat32 && is_16bit, "reduce: ", x.str(), " -> ", out.str(),
+    EFFNET_CHECK(out.dtype() == kFloat32 && is_16bit(x.dtype()), "reduce: ", x.str(), " -> ", out.str(),
                  ": out must have x's dtype, or float32 for a 16-bit x");
     run(float{});
   });

@@ -262,7 +262,7 @@ void run(const Context& ctx, const T* x, const ReducePlan& plan, Out* out, bool 
 
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out) {
   if (out.numel() == 0) return;
-  const bool widening = out.dtype() == kFloat32 && (x.dtype() == kFloat16 || x.dtype() == kBFloat16);
+  const bool widening = out.dtype() == kFloat32 && is_16bit(x.dtype());
   EFFNET_CHECK(out.dim() == x.dim() && out.is_contiguous() && (out.dtype() == x.dtype() || widening),
                "cuda reduce: out must be contiguous with x's rank and dtype (or float32 for a 16-bit x), got ",
                x.str(), " -> ", out.str());
