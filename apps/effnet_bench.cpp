@@ -33,6 +33,7 @@
 #include "optim/param_groups.h"
 #include "tensor/autocast.h"
 #include "tensor/backend.h"
+#include "tensor/cpu/kernels.h"
 #include "tensor/math_mode.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -103,6 +104,8 @@ int main(int argc, char** argv) {
   app.add_flag("--tf32", tf32, "float32 convolutions and matrix products may use TF32 tensor cores");
   bool channels_last = false;
   app.add_flag("--channels-last", channels_last, "activations channels-last (NHWC) from the stem on");
+  bool fused = false;
+  app.add_flag("--fused", fused, "fused kernels (batch norm + SiLU)");
   bool loader_mode = false;
   std::string data_root, crop = "384x320";
   std::vector<int> workers{1, 2};
@@ -130,6 +133,7 @@ int main(int argc, char** argv) {
     EfficientNetOptions options = efficientnet_options(model_name);
     options.num_classes = classes;
     options.channels_last = channels_last;
+    options.fused = fused;
     if (img_size == 0) img_size = options.resolution;
     manual_seed(0);
     EfficientNet model(options);
@@ -157,6 +161,7 @@ int main(int argc, char** argv) {
     };
     for (int i = 0; i < warmup; ++i) step();
     kernels.synchronize(device);
+    if (device.is_cpu()) cpu::reset_peak_memory_stats();
 #if defined(EFFNET_WITH_CUDA)
     if (device.is_cuda()) cuda::reset_peak_memory_stats(device.index);
     const char* profile_env = std::getenv("EFFNET_PROFILE");
@@ -189,11 +194,12 @@ int main(int argc, char** argv) {
 #if defined(EFFNET_WITH_CUDA)
     if (device.is_cuda()) peak_mib = static_cast<double>(cuda::memory_stats(device.index).peak_allocated) / (1 << 20);
 #endif
+    if (device.is_cpu()) peak_mib = static_cast<double>(cpu::memory_stats().peak_allocated) / (1 << 20);
     std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), %.1f images/s",
-                (precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "")).c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
+                (precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "") + (fused ? "+fused" : "")).c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
                 static_cast<long long>(batch), device.str().c_str(), median, ms.front(), ms.back(),
                 1000.0 * static_cast<double>(batch) / median);
-    if (device.is_cuda()) std::printf(", peak memory %.0f MiB", peak_mib);
+    std::printf(", peak memory %.0f MiB", peak_mib);
     std::printf("\n");
     return 0;
   } catch (const Error& e) {

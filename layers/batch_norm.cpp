@@ -18,14 +18,21 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& options) : options_(options) 
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, kInt64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2d::forward(const Tensor& x) { return normalize(x, false); }
+
+Tensor BatchNorm2d::forward_silu(const Tensor& x) {
+  return options_.fuse_silu ? normalize(x, true) : silu(normalize(x, false));
+}
+
+Tensor BatchNorm2d::normalize(const Tensor& x, bool fused_silu) {
   EFFNET_CHECK(x.dim() == 4 && x.size(1) == options_.channels, "BatchNorm2d(", options_.channels,
                "): expected an input [N, ", options_.channels, ", H, W], got ", x.str());
   if (is_training()) {
     autograd::NoGradGuard no_grad;
     num_batches_tracked.add_(1.0);
   }
-  return batch_norm(x, weight, bias, running_mean, running_var, is_training(), options_.momentum, options_.eps);
+  const auto op = fused_silu ? batch_norm_silu : batch_norm;
+  return op(x, weight, bias, running_mean, running_var, is_training(), options_.momentum, options_.eps);
 }
 
 }  // namespace effnet

@@ -16,7 +16,7 @@ std::shared_ptr<Conv2d> conv(const BlockOptions& o, int64_t in, int64_t out, int
 }
 
 std::shared_ptr<BatchNorm2d> bn(const BlockOptions& o, int64_t channels) {
-  return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{channels, o.bn_eps, o.bn_momentum});
+  return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{channels, o.bn_eps, o.bn_momentum, o.fuse_bn_silu});
 }
 
 void check(const char* block, const BlockOptions& o) {
@@ -48,7 +48,7 @@ DepthwiseSeparable::DepthwiseSeparable(const BlockOptions& o)
 }
 
 Tensor DepthwiseSeparable::forward(const Tensor& x) {
-  Tensor y = silu(bn1->forward(conv_dw->forward(x)));
+  Tensor y = bn1->forward_silu(conv_dw->forward(x));
   if (se) y = se->forward(y);
   y = bn2->forward(conv_pw->forward(y));
   return has_skip_ ? add(drop_path->forward(y), x) : y;
@@ -71,8 +71,8 @@ InvertedResidual::InvertedResidual(const BlockOptions& o)
 }
 
 Tensor InvertedResidual::forward(const Tensor& x) {
-  Tensor y = silu(bn1->forward(conv_pw->forward(x)));
-  y = silu(bn2->forward(conv_dw->forward(y)));
+  Tensor y = bn1->forward_silu(conv_pw->forward(x));
+  y = bn2->forward_silu(conv_dw->forward(y));
   if (se) y = se->forward(y);
   y = bn3->forward(conv_pwl->forward(y));
   return has_skip_ ? add(drop_path->forward(y), x) : y;

@@ -88,6 +88,7 @@ std::vector<std::vector<BlockSpec>> efficientnet_stages(const EfficientNetOption
       b.options.padding = o.padding;
       b.options.bn_eps = o.bn_eps;
       b.options.bn_momentum = o.bn_momentum;
+      b.options.fuse_bn_silu = o.fused;
       stage.push_back(b);
       in = out;
     }
@@ -103,7 +104,7 @@ EfficientNet::EfficientNet(const EfficientNetOptions& o) : options_(o) {
   Conv2dOptions stem_conv(3, stem, 3, 2);
   stem_conv.padding = o.padding;
   conv_stem = register_module("conv_stem", std::make_shared<Conv2d>(stem_conv));
-  bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(BatchNorm2dOptions{stem, o.bn_eps, o.bn_momentum}));
+  bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(BatchNorm2dOptions{stem, o.bn_eps, o.bn_momentum, o.fused}));
 
   blocks = register_module("blocks", std::make_shared<Sequential>());
   int64_t last = stem;
@@ -122,7 +123,7 @@ EfficientNet::EfficientNet(const EfficientNetOptions& o) : options_(o) {
   head_conv.padding = o.padding;
   conv_head = register_module("conv_head", std::make_shared<Conv2d>(head_conv));
   bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(BatchNorm2dOptions{num_features_, o.bn_eps,
-                                                                                 o.bn_momentum}));
+                                                                                 o.bn_momentum, o.fused}));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout));
   if (o.head == ClassifierHead::Single) {
     classifier = register_module("classifier", std::make_shared<Linear>(num_features_, o.num_classes));
@@ -139,9 +140,9 @@ EfficientNet::EfficientNet(const EfficientNetOptions& o) : options_(o) {
 Tensor EfficientNet::forward_features(const Tensor& x) {
   EFFNET_CHECK(x.dim() == 4 && x.size(1) == 3, "EfficientNet: expected images [N, 3, H, W], got ", x.str());
   const Tensor input = options_.channels_last ? x.contiguous(MemoryFormat::ChannelsLast) : x;
-  Tensor y = silu(bn1->forward(conv_stem->forward(input)));
+  Tensor y = bn1->forward_silu(conv_stem->forward(input));
   y = blocks->forward(y);
-  return silu(bn2->forward(conv_head->forward(y)));
+  return bn2->forward_silu(conv_head->forward(y));
 }
 
 // Under mixed precision (tensor/autocast.h) the features are 16-bit; the pooled vector goes back to the

@@ -11,7 +11,8 @@
 #   PYTHON           with torch and timm (tools/reference/requirements.txt); default python3
 #   STEPS            timed steps (default 10)
 #   BENCH_PRECISIONS effnet's --precision values, one column each (default fp32); tf32 means
-#                    --precision fp32 --tf32; a +cl suffix (bf16+cl) adds --channels-last
+#                    --precision fp32 --tf32; suffixes add flags: +cl --channels-last, +fused --fused
+#                    (bf16+cl+fused)
 #   BENCH_VARIANTS   PyTorch's variants for every case (default on CUDA: eager fp32, eager AMP bf16
 #                    channels-last and, for B4 only, torch.compile of the latter; on the CPU: eager fp32)
 #   BENCH_EXTRA_CASE "MODEL SIZE BATCH": a third CUDA row against PyTorch's AMP (a large batch, say)
@@ -42,7 +43,7 @@ images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }
 memory() { sed -n 's/.*peak memory \([0-9]*\) MiB.*/\1/p' <<<"$1"; }
 cell() { echo -n "$(images_per_s "$1")"; [[ -n $(memory "$1") ]] && echo -n " ($(memory "$1") MiB)"; true; }
 # The PyTorch variant an effnet precision is compared with.
-peer() { case $1 in fp32) echo eager_fp32 ;; bf16 | bf16+cl) echo eager_bf16_cl ;; esac; }  # none for tf32, fp16
+peer() { case ${1%%+*} in fp32) echo eager_fp32 ;; bf16) echo eager_bf16_cl ;; esac; }  # none for tf32, fp16
 
 echo "Machine: $machine; $(date -u +%Y-%m-%d); $steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP)"
 echo "Cells: images/s (peak memory). Variants per row: $(for c in "${cases[@]}"; do echo -n "${c##* } "; done)"
@@ -54,10 +55,11 @@ for c in "${cases[@]}"; do
   declare -A speed=()
   ours_cells="" theirs_cells="" ratios=""
   for p in ${precisions//,/ }; do
-    base=${p%+cl}
+    base=${p%%+*}
     flags=(--precision "$base")
     [[ $base == tf32 ]] && flags=(--precision fp32 --tf32)
-    [[ $p == *+cl ]] && flags+=(--channels-last)
+    [[ $p == *+cl* ]] && flags+=(--channels-last)
+    [[ $p == *+fused* ]] && flags+=(--fused)
     line=$("$bin/effnet_bench" --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
              --device "$device" "${flags[@]}")
     echo "$line" >&2

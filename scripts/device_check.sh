@@ -76,13 +76,14 @@ fi
 step demo "$bin/effnet_demo" --device cuda || status=1
 # EfficientNet training steps (B4 at 380x380, B0 at 224x224; forward, cross-entropy, backward, AdamP) side by
 # side with PyTorch + timm on this card: the Markdown table for docs/performance.md is the log's tail.
-step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16,bf16+cl}" \
+step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16+cl,bf16+cl+fused}" \
   scripts/bench_compare.sh "$bin" cuda || status=1
-# Where B4's bf16 channels-last training step spends its GPU time, per kernel entry (tensor/cuda/profiler.h).
+# Where B4's bf16 channels-last fused training step spends its GPU time, per kernel entry
+# (tensor/cuda/profiler.h).
 # EFFNET_CUDNN_LOG=1 adds cuDNN's choice (algorithm, math) per convolution to the log.
 step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
   "$bin/effnet_bench" --model efficientnet_b4 \
-  --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --device cuda || status=1
+  --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --fused --device cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \
@@ -94,7 +95,7 @@ step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512
 # The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error. The
 # whole-model tests are left out too: they run the same kernels as the layer tests, 100 times slower here.
 step memcheck timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-  "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld:*TimmParityCuda*efficientnet*:EfficientNetCuda.*' \
+  "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld:*TimmParityCuda*efficientnet*:EfficientNetCuda.*:FusedEfficientNetCuda.*' \
   || status=1
 
 echo

@@ -36,6 +36,9 @@ enum class BinaryOp {
 
 enum class ReduceOp { Sum, Max };
 
+// What batch norm applies to its output in the same pass (the BN + SiLU fusion of tensor/nn.h).
+enum class Activation { None, Silu };
+
 // A 2-D convolution's geometry. Padding is symmetric here; TensorFlow-style 'same' padding, which is
 // asymmetric for stride 2, pads the input explicitly first (layers/conv2d.cpp).
 struct Conv2dGeometry {
@@ -97,19 +100,21 @@ struct Backend {
   // ---- batch normalization over (N, H, W) per channel, NCHW; M = N H W. x, y, grad_y and grad_x dense in
   // x's memory format (row-major or channels-last), the per-channel tensors contiguous. One floating dtype,
   // or mixed precision: x, y, grad_y, grad_x float16 / bfloat16 and the per-channel tensors float32.
-  // Training: mean_c and var_c (biased) of the batch; y = gamma_c (x - mean_c) invstd_c + beta_c with
-  // invstd_c = 1 / sqrt(var_c + eps); running_mean and running_var (unbiased: var_c M / (M - 1)) move by
-  // running = (1 - momentum) running + momentum batch, in place; save_mean and save_invstd get mean_c
-  // and invstd_c for the backward.
+  // Training: mean_c and var_c (biased) of the batch; z = gamma_c (x - mean_c) invstd_c + beta_c with
+  // invstd_c = 1 / sqrt(var_c + eps), and y = z (Activation::None) or y = silu(z) (Activation::Silu; z is
+  // rounded to x's dtype first, as the unfused pair would store it); running_mean and running_var
+  // (unbiased: var_c M / (M - 1)) move by running = (1 - momentum) running + momentum batch, in place;
+  // save_mean and save_invstd get mean_c and invstd_c for the backward.
   void (*batch_norm_train)(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                           const Tensor& running_var, double momentum, double eps, const Tensor& y,
+                           const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
                            const Tensor& save_mean, const Tensor& save_invstd);
-  // With xhat = (x - mean) invstd:  grad_beta = sum grad_y,  grad_gamma = sum grad_y xhat,
-  // grad_x = gamma invstd / M (M grad_y - grad_beta - xhat grad_gamma)   (sums over N, H, W per channel).
-  // eps is the forward's (cuDNN wants the same value in both passes).
-  void (*batch_norm_backward)(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                              const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
-                              const Tensor& grad_beta);
+  // With xhat = (x - mean) invstd and dz = grad_y (None) or dz = silu'(z) grad_y (Silu: z recomputed from x,
+  // gamma, beta and the saved statistics; beta is read only then):  grad_beta = sum dz,
+  // grad_gamma = sum dz xhat,  grad_x = gamma invstd / M (M dz - grad_beta - xhat grad_gamma)
+  // (sums over N, H, W per channel). eps is the forward's (cuDNN wants the same value in both passes).
+  void (*batch_norm_backward)(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                              const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
+                              const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
 
   // ---- cross-entropy from logits (losses/cross_entropy.cpp; kernels in cpu/loss.cpp and cuda/loss.cu).
   // logits z [N, C] contiguous, floating; targets t [N] int64 contiguous, each in [0, C) (checked by the

@@ -1,5 +1,6 @@
 // Neural-network ops that run as one fused kernel forward and one hand-written backward each (a single
-// tape node), on the CPU and on CUDA (cuDNN): convolution and batch normalization, plus zero padding.
+// tape node), on the CPU and on CUDA (cuDNN): convolution, batch normalization (alone or fused with the
+// SiLU after it), plus zero padding.
 // The modules of layers/ are built on these and on tensor/ops.h.
 #pragma once
 
@@ -27,5 +28,13 @@ Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t
 // statistics are computed and kept in float32.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps);
+
+// silu(batch_norm(x, ...)) as one fused op. Training: one kernel writes the activation and one node keeps x
+// and the statistics, not the batch norm's output, which the backward recomputes (a tensor of x's size less
+// per pair). The result equals the unfused pair to rounding; for 16-bit x (CPU and CUDA) and float64 on the
+// CPU the forward is the same bits. (The CPU's float32 loops use a vectorizing exponential; on CUDA, float32
+// and float64 use effnet's kernels instead of cuDNN's batch norm.) Eval mode is the unfused pair.
+Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum, double eps);
 
 }  // namespace effnet

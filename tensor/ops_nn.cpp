@@ -5,6 +5,8 @@
 //          dbeta = sum dy,   dgamma = sum dy xhat,   dx = gamma invstd / M (M dy - dbeta - xhat dgamma)
 //   batch norm (eval) is x * scale + shift with scale = gamma / sqrt(running_var + eps), built of ops,
 //          so autograd differentiates it.
+//   batch norm + SiLU (training): y = silu(z), z the batch norm's output; one kernel and one node that
+//          keeps x (not z) and recomputes z in the backward: dz = silu'(z) dy, then the batch norm's backward.
 #include "tensor/nn.h"
 
 #include "autograd/grad_mode.h"
@@ -114,53 +116,71 @@ Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t
   return y;
 }
 
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, double momentum, double eps) {
-  check_defined("batch_norm", x, "the input");
-  check_same_device_dtype("batch_norm", {gamma, beta, running_mean, running_var});
+namespace {
+
+Tensor batch_norm_with(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum, double eps, Activation act) {
+  const char* op = act == Activation::Silu ? "batch_norm_silu" : "batch_norm";
+  check_defined(op, x, "the input");
+  check_same_device_dtype(op, {gamma, beta, running_mean, running_var});
   // Mixed precision: a float16 / bfloat16 input with float32 parameters and statistics (tensor/autocast.h).
   const bool mixed = is_16bit(x.dtype()) && gamma.dtype() == kFloat32;
-  EFFNET_CHECK(mixed || !is_16bit(x.dtype()), "batch_norm: a ", x.dtype(),
+  EFFNET_CHECK(mixed || !is_16bit(x.dtype()), op, ": a ", x.dtype(),
                " input needs float32 gamma, beta and running statistics (mixed precision keeps them float32), got ",
                gamma.str());
   if (mixed) {
-    EFFNET_CHECK(x.device() == gamma.device(), "batch_norm: operands are on different devices: ", x.str(), " and ",
+    EFFNET_CHECK(x.device() == gamma.device(), op, ": operands are on different devices: ", x.str(), " and ",
                  gamma.str());
   } else {
-    check_same_device_dtype("batch_norm", {x, gamma});
+    check_same_device_dtype(op, {x, gamma});
   }
-  check_floating("batch_norm", x);
-  EFFNET_CHECK(x.dim() == 4, "batch_norm: expected an input [N, C, H, W], got ", x.str());
+  check_floating(op, x);
+  EFFNET_CHECK(x.dim() == 4, op, ": expected an input [N, C, H, W], got ", x.str());
   const int64_t c = x.size(1);
   for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
-    EFFNET_CHECK(t->shape() == Shape{c}, "batch_norm: per-channel tensor ", t->str(), " should be [", c,
+    EFFNET_CHECK(t->shape() == Shape{c}, op, ": per-channel tensor ", t->str(), " should be [", c,
                  "] for the input ", x.str());
   }
-  EFFNET_CHECK(eps > 0, "batch_norm: eps must be positive, got ", eps);
+  EFFNET_CHECK(eps > 0, op, ": eps must be positive, got ", eps);
   if (!training) {
     const Tensor scale = mul(gamma, rsqrt(add(running_var.detach(), eps)));
     const Tensor shift = sub(beta, mul(running_mean.detach(), scale));
-    return add(mul(x, scale.to(x.dtype()).view({1, c, 1, 1})), shift.to(x.dtype()).view({1, c, 1, 1}));
+    const Tensor z = add(mul(x, scale.to(x.dtype()).view({1, c, 1, 1})), shift.to(x.dtype()).view({1, c, 1, 1}));
+    return act == Activation::Silu ? silu(z) : z;
   }
   const int64_t m = x.numel() / c;
-  EFFNET_CHECK(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.str());
-  EFFNET_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(),
-               "batch_norm: running statistics must be contiguous");
+  EFFNET_CHECK(m > 1, op, ": training needs more than one value per channel, got input ", x.str());
+  EFFNET_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(), op,
+               ": running statistics must be contiguous");
   const Tensor xc = x.detach().contiguous(x.suggest_memory_format());
+  const Tensor g = gamma.detach().contiguous(), b = beta.detach().contiguous();
   const TensorOptions stats(gamma.dtype(), x.device());
   Tensor y = empty_like(xc), save_mean = empty({c}, stats), save_invstd = empty({c}, stats);
-  backend(x.device(), "batch_norm").batch_norm_train(xc, gamma.detach().contiguous(), beta.detach().contiguous(),
-                                                     running_mean.detach(), running_var.detach(), momentum, eps, y,
-                                                     save_mean, save_invstd);
-  autograd::record("batch_norm", {x, gamma, beta}, {y},
-                   [xc, g = gamma.detach().contiguous(), save_mean, save_invstd, eps](std::vector<Tensor>&& grads) {
+  backend(x.device(), op).batch_norm_train(xc, g, b, running_mean.detach(), running_var.detach(), momentum, eps, act,
+                                           y, save_mean, save_invstd);
+  // beta is kept only to recompute z (SiLU); the node never holds y.
+  autograd::record(op, {x, gamma, beta}, {y},
+                   [xc, g, b = act == Activation::Silu ? b : Tensor(), save_mean, save_invstd, eps, act,
+                    op](std::vector<Tensor>&& grads) {
                      const Tensor grad_y = grads[0].contiguous(xc.suggest_memory_format());
                      Tensor grad_x = empty_like(xc), grad_gamma = empty_like(g), grad_beta = empty_like(g);
-                     backend(xc.device(), "batch_norm backward")
-                         .batch_norm_backward(grad_y, xc, g, save_mean, save_invstd, eps, grad_x, grad_gamma, grad_beta);
+                     backend(xc.device(), op).batch_norm_backward(grad_y, xc, g, b, save_mean, save_invstd, eps,
+                                                                  act, grad_x, grad_gamma, grad_beta);
                      return std::vector<Tensor>{grad_x, grad_gamma, grad_beta};
                    });
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  return batch_norm_with(x, gamma, beta, running_mean, running_var, training, momentum, eps, Activation::None);
+}
+
+Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum, double eps) {
+  return batch_norm_with(x, gamma, beta, running_mean, running_var, training, momentum, eps, Activation::Silu);
 }
 
 }  // namespace effnet

@@ -105,6 +105,16 @@ const std::vector<OpCase>& op_cases() {
          return batch_norm(x[0].contiguous(kChannelsLast), x[1], x[2], zeros({3}, stats), ones({3}, stats), true,
                            0.1, 1e-5);
        }},
+      // batch norm fused with the SiLU after it (effnet's own CUDA kernels in every dtype), both layouts
+      {"batch_norm_silu", {{2, 3, 4, 5}, {3}, {3}}, [](In x) {
+         const TensorOptions stats(x[0].dtype(), x[0].device());
+         return batch_norm_silu(x[0], x[1], x[2], zeros({3}, stats), ones({3}, stats), true, 0.1, 1e-5);
+       }},
+      {"batch_norm_silu_channels_last", {{2, 3, 4, 5}, {3}, {3}}, [](In x) {
+         const TensorOptions stats(x[0].dtype(), x[0].device());
+         return batch_norm_silu(x[0].contiguous(kChannelsLast), x[1], x[2], zeros({3}, stats), ones({3}, stats),
+                                true, 0.1, 1e-5);
+       }},
       {"through_cpu", {{3, 4}}, [](In x) { return x[0].cpu().to(x[0].device()) * 1.5; }},
   };
   return cases;

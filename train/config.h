@@ -81,6 +81,7 @@ struct TrainConfig {
   std::string precision = "fp32";  // fp32, bf16 or fp16 (mixed precision, tensor/autocast.h)
   bool tf32 = false;
   bool channels_last = false;
+  bool fused = false;
   // run
   uint64_t seed = 0;
   std::string device = "cpu";

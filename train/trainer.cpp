@@ -545,6 +545,7 @@ EfficientNetOptions model_options(const TrainConfig& config) {
   options.drop_path = config.drop_path;
   options.head = config.head == "multi" ? ClassifierHead::Multi : ClassifierHead::Single;
   options.channels_last = config.channels_last;
+  options.fused = config.fused;
   return options;
 }
 

@@ -36,6 +36,9 @@ std::shared_ptr<Storage> allocate(size_t nbytes, Device device) {
   return std::make_shared<Storage>(data, nbytes, device, [&allocator](void* p) { allocator.free(p); });
 }
 
+AllocatorStats memory_stats() { return host_allocator().stats(); }
+void reset_peak_memory_stats() { host_allocator().reset_peak_stats(); }
+
 void synchronize(Device) {}
 
 }  // namespace cpu

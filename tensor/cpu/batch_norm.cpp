@@ -6,23 +6,43 @@
 // the variance is a second pass over (x - mean)^2 rather than E[x^2] - mean^2, which cancels badly. The
 // sums are SIMD reductions (a few partial sums in vector lanes, added at the end): a single running sum
 // would make every addition wait for the previous one. The order is fixed, so results are deterministic.
+//
+// With Activation::Silu (the fused batch norm + SiLU) the normalizing pass applies silu to each value z as it
+// writes it, and the backward's sums pass computes dz = silu'(z) grad_y from z recomputed out of x and the
+// saved statistics, and leaves dz in grad_x's memory for the last pass to read back in place: no z tensor
+// is kept. float32 computes the sigmoid with vector_math.h's exponential and the last pass in float32, so
+// these loops run four lanes wide (about an ulp from the unfused ops); float64 computes the sigmoid exactly
+// as the unfused ops do.
 #include <cmath>
+#include <type_traits>
 
 #include "tensor/cpu/adapt.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
+#include "tensor/cpu/vector_math.h"
 #include "tensor/elementwise_math.h"
 
 namespace effnet::cpu {
 
+namespace {
+
+template <class T>
+inline T fused_sigmoid(T z) {
+  if constexpr (std::is_same_v<T, float>) return vector_sigmoid(z);
+  else return math::sigmoid(z);
+}
+
+}  // namespace
+
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                      const Tensor& running_var, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
-                      const Tensor& save_invstd) {
+                      const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
+                      const Tensor& save_mean, const Tensor& save_invstd) {
   if (needs_adapting(x) || needs_adapting(y)) {  // 16-bit (float32 statistics) or channels-last
     const Tensor result = adapted_like(y);
-    batch_norm_train(adapted(x), gamma, beta, running_mean, running_var, momentum, eps, result, save_mean,
-                     save_invstd);
-    copy(y, result);
+    batch_norm_train(adapted(x), gamma, beta, running_mean, running_var, momentum, eps, Activation::None, result,
+                     save_mean, save_invstd);
+    copy(y, result);  // z, rounded once into y's dtype and layout
+    if (act == Activation::Silu) unary(UnaryOp::Silu, y, 0, y);
     return;
   }
   with_floating_type(x.dtype(), "batch_norm", [&](auto tag) {
@@ -57,7 +77,15 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
       for (int64_t i = 0; i < n; ++i) {
         const T* plane = in + (i * c + ch) * hw;
         T* dst = out + (i * c + ch) * hw;
-        for (int64_t k = 0; k < hw; ++k) dst[k] = plane[k] * scale + shift;
+        if (act == Activation::Silu) {
+#pragma omp simd
+          for (int64_t k = 0; k < hw; ++k) {
+            const T z = plane[k] * scale + shift;
+            dst[k] = z * fused_sigmoid(z);
+          }
+        } else {
+          for (int64_t k = 0; k < hw; ++k) dst[k] = plane[k] * scale + shift;
+        }
       }
       rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mu);
       rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * var * m / (m - 1));
@@ -67,13 +95,14 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
   });
 }
 
-void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                         const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
-                         const Tensor& grad_beta) {
+void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
+                         const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
   if (needs_adapting(grad_y) || needs_adapting(x) || needs_adapting(grad_x)) {
+    // (For 16-bit operands the recomputed z stays float32 here; CUDA rounds it as the forward did.)
     const Tensor result = adapted_like(grad_x);
-    batch_norm_backward(adapted(grad_y), adapted(x), gamma, save_mean, save_invstd, eps, result, grad_gamma,
-                        grad_beta);
+    batch_norm_backward(adapted(grad_y), adapted(x), gamma, beta, save_mean, save_invstd, eps, act, result,
+                        grad_gamma, grad_beta);
     copy(grad_x, result);
     return;
   }
@@ -81,9 +110,10 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
     using T = decltype(tag);
     const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), m = n * hw;
     const T* in = x.data<T>();
-    const T* gy = grad_y.data<T>();
     T* gx = grad_x.data<T>();
+    const T* gy = grad_y.data<T>();
     const T* g = gamma.data<T>();
+    const T* b = act == Activation::Silu ? beta.data<T>() : nullptr;
     const T* sm = save_mean.data<T>();
     const T* si = save_invstd.data<T>();
     T* gg = grad_gamma.data<T>();
@@ -92,16 +122,42 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
     for (int64_t ch = 0; ch < c; ++ch) {
       const double mu = sm[ch], invstd = si[ch];
       double sum_dy = 0, sum_dy_xhat = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t base = (i * c + ch) * hw;
+      if (act == Activation::Silu) {
+        const T scale = static_cast<T>(g[ch] * invstd), shift = static_cast<T>(b[ch] - mu * g[ch] * invstd);
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t base = (i * c + ch) * hw;
 #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
-        for (int64_t k = 0; k < hw; ++k) {
-          sum_dy += gy[base + k];
-          sum_dy_xhat += gy[base + k] * (in[base + k] - mu) * invstd;
+          for (int64_t k = 0; k < hw; ++k) {
+            const T z = in[base + k] * scale + shift, s = fused_sigmoid(z);
+            const T dz = gy[base + k] * s * (T(1) + z * (T(1) - s));  // silu'(z) dy, as BinaryOp::SiluGrad
+            gx[base + k] = dz;
+            sum_dy += dz;
+            sum_dy_xhat += dz * (in[base + k] - mu) * invstd;
+          }
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t base = (i * c + ch) * hw;
+#pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
+          for (int64_t k = 0; k < hw; ++k) {
+            sum_dy += gy[base + k];
+            sum_dy_xhat += gy[base + k] * (in[base + k] - mu) * invstd;
+          }
         }
       }
       gb[ch] = static_cast<T>(sum_dy);
       gg[ch] = static_cast<T>(sum_dy_xhat);
+      if (act == Activation::Silu) {  // in T: a (dz - b - (x - mean) d), as CUDA's fused kernels compute it
+        const T a = static_cast<T>(g[ch] * invstd), mean = static_cast<T>(mu);
+        const T b_coef = static_cast<T>(sum_dy / m), d = static_cast<T>(invstd * sum_dy_xhat / m);
+        for (int64_t i = 0; i < n; ++i) {
+          T* dz = gx + (i * c + ch) * hw;
+          const T* plane = in + (i * c + ch) * hw;
+#pragma omp simd
+          for (int64_t k = 0; k < hw; ++k) dz[k] = a * (dz[k] - b_coef - (plane[k] - mean) * d);
+        }
+        continue;
+      }
       const double k_scale = g[ch] * invstd / static_cast<double>(m);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t base = (i * c + ch) * hw;

@@ -3,10 +3,14 @@
 #pragma once
 
 #include "tensor/backend.h"
+#include "tensor/caching_allocator.h"
 
 namespace effnet::cpu {
 
 std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
+// The CPU caching allocator's byte counts (what CPU tensors hold now, at most since the last reset).
+AllocatorStats memory_stats();
+void reset_peak_memory_stats();
 void fill(const Tensor& dst, double value);
 void copy(const Tensor& dst, const Tensor& src);
 void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset);
@@ -21,11 +25,11 @@ void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Ten
 void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g, const Tensor& grad_x);
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g, const Tensor& grad_w);
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                      const Tensor& running_var, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
-                      const Tensor& save_invstd);
-void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                         const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
-                         const Tensor& grad_beta);
+                      const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
+                      const Tensor& save_mean, const Tensor& save_invstd);
+void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
+                         const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
 // loss.cpp: cross-entropy from logits
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
                    const Tensor& loss, const Tensor& target_weight);

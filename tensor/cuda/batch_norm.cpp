@@ -15,7 +15,8 @@
 //   - the per-channel descriptor (cudnnDeriveBNTensorDescriptor, 1 x C x 1 x 1) is double for double x and
 //     float otherwise, so float32 and float64 keep one dtype throughout.
 // CUDNN_BATCHNORM_SPATIAL_PERSISTENT is faster but can overflow on some inputs, hence plain SPATIAL.
-// float16 / bfloat16 inputs (mixed precision, float32 per-channel tensors) go to batch_norm_half.cu.
+// float16 / bfloat16 inputs (mixed precision, float32 per-channel tensors) and batch norm fused with an
+// activation go to effnet's own kernels, batch_norm_kernels.cu.
 #include <climits>
 #include <initializer_list>
 
@@ -83,10 +84,10 @@ void zero(const Tensor& t, cudaStream_t stream) {
 }  // namespace
 
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                      const Tensor& running_var, double momentum, double eps, const Tensor& y,
+                      const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
                       const Tensor& save_mean, const Tensor& save_invstd) {
-  if (is_16bit(x.dtype())) {
-    batch_norm_train_16bit(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
+  if (is_16bit(x.dtype()) || act != Activation::None) {
+    own_batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps, act, y, save_mean, save_invstd);
     return;
   }
   const char* op = "cuda batch_norm";
@@ -112,19 +113,19 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
       running_var.data_ptr(), eps, save_mean.data_ptr(), save_invstd.data_ptr());
   if (unsupported_layout(status, x)) {  // on row-major copies, the result written back channels-last
     const Tensor y_rows = empty(y.shape(), TensorOptions(y.dtype(), y.device()));
-    batch_norm_train(x.contiguous(), gamma, beta, running_mean, running_var, momentum, eps, y_rows, save_mean,
-                     save_invstd);
+    batch_norm_train(x.contiguous(), gamma, beta, running_mean, running_var, momentum, eps, act, y_rows,
+                     save_mean, save_invstd);
     copy(y, y_rows);
     return;
   }
   EFFNET_CUDNN_CHECK(status);
 }
 
-void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                         const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
-                         const Tensor& grad_beta) {
-  if (is_16bit(x.dtype())) {
-    batch_norm_backward_16bit(grad_y, x, gamma, save_mean, save_invstd, grad_x, grad_gamma, grad_beta);
+void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
+                         const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
+  if (is_16bit(x.dtype()) || act != Activation::None) {
+    own_batch_norm_backward(grad_y, x, gamma, beta, save_mean, save_invstd, act, grad_x, grad_gamma, grad_beta);
     return;
   }
   const char* op = "cuda batch_norm_backward";
@@ -149,8 +150,8 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
       save_invstd.data_ptr());
   if (unsupported_layout(status, x)) {
     const Tensor grad_x_rows = empty(grad_x.shape(), TensorOptions(grad_x.dtype(), grad_x.device()));
-    batch_norm_backward(grad_y.contiguous(), x.contiguous(), gamma, save_mean, save_invstd, eps, grad_x_rows,
-                        grad_gamma, grad_beta);
+    batch_norm_backward(grad_y.contiguous(), x.contiguous(), gamma, beta, save_mean, save_invstd, eps, act,
+                        grad_x_rows, grad_gamma, grad_beta);
     copy(grad_x, grad_x_rows);
     return;
   }

@@ -35,22 +35,22 @@ void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGe
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
                             const Tensor& grad_w);
 
-// batch_norm.cpp
+// batch_norm.cpp: cuDNN for float32 / float64 without an activation; the rest goes to
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                      const Tensor& running_var, double momentum, double eps, const Tensor& y,
+                      const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
                       const Tensor& save_mean, const Tensor& save_invstd);
-void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                         const Tensor& save_invstd, double eps, const Tensor& grad_x, const Tensor& grad_gamma,
-                         const Tensor& grad_beta);
+void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
+                         const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
 
-// batch_norm_half.cu: the same for float16 / bfloat16 x with float32 per-channel tensors (batch_norm.cpp
-// sends 16-bit inputs there)
-void batch_norm_train_16bit(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                            const Tensor& running_var, double momentum, double eps, const Tensor& y,
-                            const Tensor& save_mean, const Tensor& save_invstd);
-void batch_norm_backward_16bit(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
-                               const Tensor& save_invstd, const Tensor& grad_x, const Tensor& grad_gamma,
-                               const Tensor& grad_beta);
+// batch_norm_kernels.cu: effnet's own kernels, for float16 / bfloat16 x (float32 per-channel tensors) and for
+// batch norm fused with its activation in any floating dtype
+void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                          const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
+                          const Tensor& save_mean, const Tensor& save_invstd);
+void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& save_mean, const Tensor& save_invstd, Activation act,
+                             const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
 
 // loss.cu: cross-entropy from logits
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,

@@ -66,7 +66,7 @@ const char* binary_name(BinaryOp op) {
   return names[static_cast<int>(op)];
 }
 
-// The entry's name, and the op for the elementwise and reduction entries.
+// The entry's name, the op for the elementwise and reduction entries, and a fused activation.
 template <class... A>
 std::string label(const char* entry, const A&... args) {
   std::string out = entry;
@@ -79,6 +79,12 @@ std::string label(const char* entry, const A&... args) {
   if constexpr (sizeof...(A) > 0) {
     bool first = true;
     ((first ? (add_op(args), first = false) : false), ...);
+    auto add_activation = [&](const auto& arg) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(arg)>, Activation>) {
+        if (arg == Activation::Silu) out += " + silu";
+      }
+    };
+    (add_activation(args), ...);
   }
   return out;
 }

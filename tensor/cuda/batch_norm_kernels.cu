@@ -1,0 +1,434 @@
+// effnet's own batch normalization kernels, training mode: for float16 / bfloat16 activations (x, y, grad_y,
+// grad_x) with float32 per-channel tensors (gamma, beta, running and saved statistics, parameter gradients),
+// because cuDNN's legacy batch norm does not take bfloat16; and, for every floating dtype, batch norm fused
+// with the SiLU that follows it (Activation::Silu), which cuDNN's batch norm cannot apply. float32 and
+// float64 without an activation go through cuDNN (batch_norm.cpp). The math is in tensor/backend.h.
+//
+//   T         the activations' dtype;  A = compute_t<T>: the per-channel tensors' dtype and every sum's
+//             (float32, or float64 for float64 x)
+//   N batch   C channels   HW pixels per plane   M = N HW values per channel: value j = n HW + k of channel
+//             c lies at (n C + c) HW + k (NCHW), or at j C + c (channels-last NHWC, all operands alike)
+//   S         splits: blocks that share one channel's M values when C alone cannot fill the GPU; each
+//             writes its partial sums to a [C, S] buffer that one thread per channel adds up in a fixed
+//             order, so results are deterministic
+//   z         the normalized value gamma (x - mean) invstd + beta = x scale + shift, rounded to T (what the
+//             unfused batch norm stores); y = z, or silu(z)
+//
+// Forward:
+//   stats      grid (C, S) for NCHW, a block per channel and split; grid (C / 32, S) of 32 x 8 blocks for
+//              NHWC, a thread per channel so that a warp reads 32 neighbouring channels of one pixel:
+//              sum (x - x0) and sum (x - x0)^2 with x0 the channel's first value (a shift
+//              near the mean, so the variance does not cancel when |mean| >> std)
+//   finalize   a thread per channel: mean, biased var, invstd = 1 / sqrt(var + eps); running statistics
+//              (unbiased var M / (M - 1)) and save_mean / save_invstd; scale = gamma invstd and
+//              shift = beta - mean scale for the next kernel
+//   normalize  elementwise: y = z, or silu(z)
+// Backward (xhat = (x - mean) invstd; dz = dy, or silu'(z) dy with z recomputed from x — with SiLU nothing
+// of the forward's output is kept, and dz is recomputed in both passes rather than stored):
+//   grad sums  grid (C, S): sum dz and sum dz (x - mean)
+//   finalize   grad_beta = sum dz, grad_gamma = invstd sum dz (x - mean); the coefficients of
+//   grad input dx = gamma invstd (dz - grad_beta / M - xhat grad_gamma / M)
+#include <algorithm>
+#include <climits>
+#include <initializer_list>
+#include <memory>
+
+#include "tensor/cuda/allocator.h"
+#include "tensor/cuda/check.h"
+#include "tensor/cuda/context.h"
+#include "tensor/cuda/kernels.h"
+#include "tensor/cuda/launch.cuh"
+#include "tensor/elementwise_math.h"
+#include "tensor/half.h"
+
+namespace effnet::cuda {
+namespace {
+
+struct Geometry {
+  uint32_t n = 0, c = 0, hw = 0, m = 0;
+  bool channels_last = false;
+  // Where channel ch's first value lies.
+  __device__ int64_t first(uint32_t ch) const { return channels_last ? ch : static_cast<int64_t>(ch) * hw; }
+};
+
+constexpr int kTile = 32;  // channels per NHWC block
+constexpr int kRows = 8;   // threads per channel in an NHWC block
+
+// Walks the values of channel `ch` with flat index j in [begin, end) of its M values, `step` apart, calling
+// f(offset of the value in the NCHW tensor). The plane and pixel advance by additions, not divisions.
+template <class F>
+__device__ __forceinline__ void for_channel(const Geometry& g, uint32_t ch, uint32_t begin, uint32_t end,
+                                            uint32_t step, F f) {
+  if (begin >= end) return;
+  uint32_t n = begin / g.hw, k = begin - n * g.hw;
+  for (uint32_t j = begin; j < end; j += step) {
+    f((static_cast<int64_t>(n) * g.c + ch) * g.hw + k);
+    k += step;
+    while (k >= g.hw) {
+      k -= g.hw;
+      ++n;
+    }
+  }
+}
+
+// grid (C, S): partial[ch, s] = (sum a(v), sum b(v)) over split s of channel ch.
+template <class A, class Terms>
+__global__ void __launch_bounds__(kThreads)
+    channel_sums_kernel(Geometry g, Terms terms, A* partial_a, A* partial_b) {
+  __shared__ A shared[kWarpSize + 1];
+  const uint32_t ch = blockIdx.x, s = blockIdx.y, splits = gridDim.y;
+  const uint32_t chunk = (g.m + splits - 1) / splits;
+  const uint32_t begin = s * chunk, end = min(g.m, begin + chunk);
+  A a = 0, b = 0;
+  terms.prepare(ch, g.first(ch));
+  for_channel(g, ch, begin + threadIdx.x, end, blockDim.x, [&](int64_t offset) { terms.add(offset, a, b); });
+  a = block_reduce(a, Sum{}, shared);
+  b = block_reduce(b, Sum{}, shared);
+  if (threadIdx.x == 0) {
+    partial_a[ch * splits + s] = a;
+    partial_b[ch * splits + s] = b;
+  }
+}
+
+// grid (ceil(C / 32), S), block (32, 8): thread (t, r) of tile b sums channel 32 b + t over every 8th value
+// of split s; the 8 partial sums are added in shared memory in a fixed order.
+template <class A, class Terms>
+__global__ void __launch_bounds__(kTile * kRows)
+    channel_sums_nhwc_kernel(Geometry g, Terms terms, A* partial_a, A* partial_b) {
+  __shared__ A shared_a[kRows][kTile], shared_b[kRows][kTile];
+  const uint32_t ch = blockIdx.x * kTile + threadIdx.x, s = blockIdx.y, splits = gridDim.y;
+  const uint32_t chunk = (g.m + splits - 1) / splits;
+  const uint32_t begin = s * chunk, end = min(g.m, begin + chunk);
+  A a = 0, b = 0;
+  if (ch < g.c) {
+    terms.prepare(ch, g.first(ch));
+    for (uint32_t j = begin + threadIdx.y; j < end; j += kRows) terms.add(static_cast<int64_t>(j) * g.c + ch, a, b);
+  }
+  shared_a[threadIdx.y][threadIdx.x] = a;
+  shared_b[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0 && ch < g.c) {
+    for (int r = 1; r < kRows; ++r) {
+      a += shared_a[r][threadIdx.x];
+      b += shared_b[r][threadIdx.x];
+    }
+    partial_a[ch * splits + s] = a;
+    partial_b[ch * splits + s] = b;
+  }
+}
+
+// scale and shift of z = x scale + shift: one function for the forward and the backward's recomputation, so
+// both compute the same bits.
+template <class A>
+__device__ __forceinline__ void affine_of(A gamma, A beta, A mean, A invstd, A& scale, A& shift) {
+  scale = gamma * invstd;
+  shift = beta - mean * gamma * invstd;
+}
+
+// z for one value, rounded to T as the unfused batch norm would store it.
+template <class T, class A>
+__device__ __forceinline__ A normalized(T x, A scale, A shift) {
+  return static_cast<A>(static_cast<T>(static_cast<A>(x) * scale + shift));
+}
+
+// The gradient that reaches z: dy itself, or silu'(z) dy rounded to T (what the unfused silu would store).
+template <Activation kAct, class T, class A>
+__device__ __forceinline__ A grad_of_z(T x, T dy, A scale, A shift) {
+  if constexpr (kAct == Activation::Silu) {
+    return static_cast<A>(static_cast<T>(
+        math::binary<BinaryOp::SiluGrad>(normalized(x, scale, shift), static_cast<A>(dy))));
+  } else {
+    return static_cast<A>(dy);
+  }
+}
+
+// Forward terms: (x - x0) and (x - x0)^2.
+template <class T>
+struct StatsTerms {
+  using A = compute_t<T>;
+  const T* x;
+  A shift = 0;
+  __device__ void prepare(uint32_t, int64_t first) { shift = static_cast<A>(x[first]); }
+  __device__ void add(int64_t offset, A& a, A& b) const {
+    const A v = static_cast<A>(x[offset]) - shift;
+    a += v;
+    b += v * v;
+  }
+};
+
+// Backward terms: dz and dz (x - mean).
+template <Activation kAct, class T>
+struct GradTerms {
+  using A = compute_t<T>;
+  const T* x;
+  const T* dy;
+  const A* gamma;
+  const A* beta;  // read with SiLU only
+  const A* mean;
+  const A* invstd;
+  A mu = 0, scale = 0, shift = 0;
+  __device__ void prepare(uint32_t ch, int64_t) {
+    mu = mean[ch];
+    if constexpr (kAct == Activation::Silu) affine_of(gamma[ch], beta[ch], mu, invstd[ch], scale, shift);
+  }
+  __device__ void add(int64_t offset, A& a, A& b) const {
+    const A d = grad_of_z<kAct>(x[offset], dy[offset], scale, shift);
+    a += d;
+    b += d * (static_cast<A>(x[offset]) - mu);
+  }
+};
+
+template <class T, class A = compute_t<T>>
+__global__ void stats_finalize_kernel(Geometry g, uint32_t splits, const A* partial_sum, const A* partial_squares,
+                                      const T* x, const A* gamma, const A* beta, A* running_mean, A* running_var,
+                                      A momentum, A eps, A* save_mean, A* save_invstd, A* scale, A* shift) {
+  const uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= g.c) return;
+  double sum = 0, squares = 0;
+  for (uint32_t s = 0; s < splits; ++s) {
+    sum += partial_sum[ch * splits + s];
+    squares += partial_squares[ch * splits + s];
+  }
+  const double m = g.m, x0 = static_cast<A>(x[g.first(ch)]);
+  const double shifted_mean = sum / m;
+  const double var = fmax(0.0, squares / m - shifted_mean * shifted_mean);
+  const double mean = x0 + shifted_mean;
+  const A invstd = static_cast<A>(1.0 / sqrt(var + eps));
+  running_mean[ch] = (1 - momentum) * running_mean[ch] + momentum * static_cast<A>(mean);
+  running_var[ch] = (1 - momentum) * running_var[ch] + momentum * static_cast<A>(var * m / (m - 1));
+  save_mean[ch] = static_cast<A>(mean);
+  save_invstd[ch] = invstd;
+  affine_of(gamma[ch], beta[ch], static_cast<A>(mean), invstd, scale[ch], shift[ch]);
+}
+
+// grad_beta, grad_gamma, and dx = a (dz - b - (x - mean) d) with a = gamma invstd, b = grad_beta / M,
+// d = invstd grad_gamma / M; with SiLU also z's scale and shift for the grad-input pass.
+template <Activation kAct, class A>
+__global__ void grad_finalize_kernel(Geometry g, uint32_t splits, const A* partial_dy, const A* partial_dy_xmu,
+                                     const A* gamma, const A* beta, const A* mean, const A* invstd, A* grad_gamma,
+                                     A* grad_beta, A* coef_a, A* coef_b, A* coef_d, A* scale, A* shift) {
+  const uint32_t ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= g.c) return;
+  A sum_dy = 0, sum_dy_xmu = 0;
+  for (uint32_t s = 0; s < splits; ++s) {
+    sum_dy += partial_dy[ch * splits + s];
+    sum_dy_xmu += partial_dy_xmu[ch * splits + s];
+  }
+  const A is = invstd[ch], m = static_cast<A>(g.m);
+  grad_beta[ch] = sum_dy;
+  grad_gamma[ch] = is * sum_dy_xmu;
+  coef_a[ch] = gamma[ch] * is;
+  coef_b[ch] = sum_dy / m;
+  coef_d[ch] = is * is * sum_dy_xmu / m;
+  if constexpr (kAct == Activation::Silu) affine_of(gamma[ch], beta[ch], mean[ch], is, scale[ch], shift[ch]);
+}
+
+// The channel of element i (its memory position) of an x-shaped operand.
+__device__ __forceinline__ uint32_t channel_of(const Geometry& g, int64_t i) {
+  return g.channels_last ? static_cast<uint32_t>(i % g.c) : static_cast<uint32_t>(i / g.hw) % g.c;
+}
+
+template <Activation kAct, class T, class A = compute_t<T>>
+__global__ void __launch_bounds__(kThreads)
+    normalize_kernel(int64_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const uint32_t ch = channel_of(g, i);
+    const A z = normalized(x[i], scale[ch], shift[ch]);
+    if constexpr (kAct == Activation::Silu) {
+      y[i] = static_cast<T>(math::unary<UnaryOp::Silu>(z, A(0)));
+    } else {
+      y[i] = static_cast<T>(z);
+    }
+  }
+}
+
+template <Activation kAct, class T, class A = compute_t<T>>
+__global__ void __launch_bounds__(kThreads)
+    grad_input_kernel(int64_t total, Geometry g, const T* x, const T* dy, const A* mean, const A* coef_a,
+                      const A* coef_b, const A* coef_d, const A* scale, const A* shift, T* dx) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const uint32_t ch = channel_of(g, i);
+    const A xmu = static_cast<A>(x[i]) - mean[ch];
+    A dz;
+    if constexpr (kAct == Activation::Silu) {
+      dz = grad_of_z<kAct>(x[i], dy[i], scale[ch], shift[ch]);
+    } else {
+      dz = static_cast<A>(dy[i]);
+    }
+    dx[i] = static_cast<T>(coef_a[ch] * (dz - coef_b[ch] - xmu * coef_d[ch]));
+  }
+}
+
+// Splits per channel: enough blocks to fill the GPU, each keeping at least 8 values per thread.
+uint32_t splits_for(const Geometry& g, const Context& ctx) {
+  const int64_t target = int64_t{4} * ctx.properties.multiProcessorCount;
+  const int64_t blocks = g.channels_last ? (g.c + kTile - 1) / kTile : g.c;  // per split
+  const int64_t threads_per_channel = g.channels_last ? kRows : kThreads;
+  const int64_t wanted = (target + blocks - 1) / blocks;
+  const int64_t most = std::max<int64_t>(1, g.m / (threads_per_channel * 8));
+  return static_cast<uint32_t>(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 65535)));
+}
+
+// The per-channel sums of `terms` over split s into partial_a / partial_b [C, S], by the layout's kernel.
+template <class A, class Terms>
+void channel_sums(const Geometry& g, uint32_t splits, const Terms& terms, A* partial_a, A* partial_b,
+                  cudaStream_t stream) {
+  if (g.channels_last) {
+    const dim3 grid((g.c + kTile - 1) / kTile, splits), block(kTile, kRows);
+    channel_sums_nhwc_kernel<A><<<grid, block, 0, stream>>>(g, terms, partial_a, partial_b);
+  } else {
+    channel_sums_kernel<A><<<dim3(g.c, splits), kThreads, 0, stream>>>(g, terms, partial_a, partial_b);
+  }
+  EFFNET_CUDA_CHECK_LAUNCH();
+}
+
+// The per-channel tensors' dtype for x's: float32 for 16-bit x (mixed precision), x's own otherwise.
+DType channel_dtype(const Tensor& x) { return is_16bit(x.dtype()) ? kFloat32 : x.dtype(); }
+
+void check(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
+           std::initializer_list<const Tensor*> per_channel) {
+  const MemoryFormat format = x.suggest_memory_format();
+  EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(format), op,
+               ": expected a dense [N, C, H, W] input (row-major or channels-last), got ", x.str());
+  // The kernels index a channel's values in 32 bits with room for a step past the end.
+  EFFNET_CHECK(x.numel() <= INT32_MAX, op, ": ", x.str(), " has 2^31 elements or more");
+  for (const Tensor* t : like_x) {
+    EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous(format) && t->dtype() == x.dtype(), op, ": ",
+                 t->str(), " does not match the input ", x.str(), " (dtype and memory format)");
+  }
+  const DType dtype = channel_dtype(x);
+  for (const Tensor* t : per_channel) {
+    EFFNET_CHECK(t->shape() == Shape{x.size(1)} && t->is_contiguous() && t->dtype() == dtype, op, ": ", t->str(),
+                 " should be a contiguous [", x.size(1), "] ", dtype, " tensor for the input ", x.str());
+  }
+}
+
+Geometry geometry_of(const Tensor& x) {
+  Geometry g;
+  g.n = static_cast<uint32_t>(x.size(0));
+  g.c = static_cast<uint32_t>(x.size(1));
+  g.hw = static_cast<uint32_t>(x.size(2) * x.size(3));
+  g.m = g.n * g.hw;
+  g.channels_last = x.suggest_memory_format() == MemoryFormat::ChannelsLast;
+  return g;
+}
+
+// Scratch of `count` [C] rows of A on the context's stream (the allocator reuses it only for work queued
+// after these kernels on that stream).
+template <class A>
+A* rows(std::shared_ptr<Storage>& holder, int64_t count, int64_t c, int device) {
+  holder = allocate(static_cast<size_t>(count * c) * sizeof(A), Device::cuda(device));
+  return static_cast<A*>(holder->data());
+}
+
+// Calls f(T{}) for x's dtype; anything but a floating dtype is an error naming `op`.
+template <class F>
+void with_own_type(const Tensor& x, const char* op, F&& f) {
+  switch (x.dtype()) {
+    case DType::Float16: return f(Float16{});
+    case DType::BFloat16: return f(BFloat16{});
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    default: EFFNET_FAIL(op, ": expected a floating input, got ", x.str());
+  }
+}
+
+// Calls f(std::integral_constant<Activation, act>{}).
+template <class F>
+void with_activation(Activation act, F&& f) {
+  if (act == Activation::Silu) return f(std::integral_constant<Activation, Activation::Silu>{});
+  return f(std::integral_constant<Activation, Activation::None>{});
+}
+
+// Per-channel results of sums over no values (M = 0).
+void zero_channels(const Context& ctx, std::initializer_list<const Tensor*> channels) {
+  for (const Tensor* t : channels) {
+    EFFNET_CUDA_CHECK(cudaMemsetAsync(t->data_ptr(), 0, static_cast<size_t>(t->numel()) * element_size(t->dtype()),
+                                      ctx.stream));
+  }
+}
+
+}  // namespace
+
+void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                          const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
+                          const Tensor& save_mean, const Tensor& save_invstd) {
+  const char* op = "cuda batch_norm (effnet's kernels)";
+  check(op, x, {&y}, {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
+  const Geometry g = geometry_of(x);
+  if (g.c == 0) return;
+  const int device = x.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  if (g.m == 0) return zero_channels(ctx, {&save_mean, &save_invstd});
+  const uint32_t splits = splits_for(g, ctx);
+  with_own_type(x, op, [&](auto zero) {
+    using T = decltype(zero);
+    using A = compute_t<T>;
+    std::shared_ptr<Storage> scratch;
+    A* partial_sum = rows<A>(scratch, 2 * int64_t{splits} + 2, g.c, device);
+    A* partial_squares = partial_sum + int64_t{splits} * g.c;
+    A* scale = partial_sum + 2 * int64_t{splits} * g.c;
+    A* shift = scale + g.c;
+    const T* px = static_cast<const T*>(x.data_ptr());
+    channel_sums(g, splits, StatsTerms<T>{px}, partial_sum, partial_squares, ctx.stream);
+    stats_finalize_kernel<T><<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
+        g, splits, partial_sum, partial_squares, px, gamma.data<A>(), beta.data<A>(), running_mean.data<A>(),
+        running_var.data<A>(), static_cast<A>(momentum), static_cast<A>(eps), save_mean.data<A>(), save_invstd.data<A>(), scale,
+        shift);
+    EFFNET_CUDA_CHECK_LAUNCH();
+    with_activation(act, [&](auto act_tag) {
+      normalize_kernel<decltype(act_tag)::value, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
+          x.numel(), g, px, scale, shift, static_cast<T*>(y.data_ptr()));
+      EFFNET_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                             const Tensor& save_mean, const Tensor& save_invstd, Activation act,
+                             const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
+  const char* op = "cuda batch_norm_backward (effnet's kernels)";
+  check(op, x, {&grad_y, &grad_x}, {&gamma, &save_mean, &save_invstd, &grad_gamma, &grad_beta});
+  if (act != Activation::None) check(op, x, {}, {&beta});
+  const Geometry g = geometry_of(x);
+  if (g.c == 0) return;
+  const int device = x.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  if (g.m == 0) return zero_channels(ctx, {&grad_gamma, &grad_beta});
+  const uint32_t splits = splits_for(g, ctx);
+  with_own_type(x, op, [&](auto zero) {
+    using T = decltype(zero);
+    using A = compute_t<T>;
+    std::shared_ptr<Storage> scratch;
+    A* partial_dy = rows<A>(scratch, 2 * int64_t{splits} + 5, g.c, device);
+    A* partial_dy_xmu = partial_dy + int64_t{splits} * g.c;
+    A* coef_a = partial_dy + 2 * int64_t{splits} * g.c;
+    A* coef_b = coef_a + g.c;
+    A* coef_d = coef_b + g.c;
+    A* scale = coef_d + g.c;
+    A* shift = scale + g.c;
+    const T* px = static_cast<const T*>(x.data_ptr());
+    const T* pdy = static_cast<const T*>(grad_y.data_ptr());
+    const A* pbeta = act == Activation::None ? nullptr : beta.data<A>();
+    with_activation(act, [&](auto act_tag) {
+      constexpr Activation kAct = decltype(act_tag)::value;
+      channel_sums(g, splits,
+                   GradTerms<kAct, T>{px, pdy, gamma.data<A>(), pbeta, save_mean.data<A>(), save_invstd.data<A>()},
+                   partial_dy, partial_dy_xmu, ctx.stream);
+      grad_finalize_kernel<kAct><<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
+          g, splits, partial_dy, partial_dy_xmu, gamma.data<A>(), pbeta, save_mean.data<A>(), save_invstd.data<A>(),
+          grad_gamma.data<A>(), grad_beta.data<A>(), coef_a, coef_b, coef_d, scale, shift);
+      EFFNET_CUDA_CHECK_LAUNCH();
+      grad_input_kernel<kAct, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
+          x.numel(), g, px, pdy, save_mean.data<A>(), coef_a, coef_b, coef_d, scale, shift,
+          static_cast<T*>(grad_x.data_ptr()));
+      EFFNET_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+}  // namespace effnet::cuda

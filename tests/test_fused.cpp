@@ -1,0 +1,246 @@
+// Fused kernels (EfficientNetOptions::fused, --fused) against the unfused ops they replace: batch norm +
+// SiLU as one op. On the CPU its float64 and 16-bit forward is the unfused pair bit for bit (the same
+// arithmetic, silu applied as the value is written), its float32 forward equal to rounding (a vectorizing
+// exponential, tensor/cpu/vector_math.h); its backward recomputes the batch norm's output from x and the
+// saved statistics, so its gradients equal the pair's to rounding, and it keeps one activation less. Its
+// float64 gradient checks and fp32 CPU<->CUDA parity are op cases (tests/op_cases.cpp); on CUDA the 16-bit
+// fused kernels are the unfused ones bit for bit, and the float32 ones (effnet's, not cuDNN's) match cuDNN's
+// pair.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tensor/cpu/kernels.h"
+#include "tensor/cpu/vector_math.h"
+#include "tensor/nn.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tests/model_step.h"
+#include "tests/test_util.h"
+
+namespace effnet {
+namespace {
+
+using test::reduced_b0;
+using test::relative_error;
+using test::StepResult;
+using test::train_step;
+
+constexpr MemoryFormat kFormats[] = {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast};
+
+struct BnSilu {
+  Tensor y, running_mean, running_var;
+  std::vector<double> grad_x, grad_gamma, grad_beta;
+};
+
+// One training-mode batch norm + SiLU, fused or as the pair, forward and backward against `upstream`.
+// x has x_dtype (16-bit: mixed precision with float32 parameters), in `format`, on `device`.
+BnSilu run_bn_silu(bool fused, const Device& device, DType param_dtype, DType x_dtype, MemoryFormat format) {
+  manual_seed(21);
+  const Shape shape{4, 6, 5, 7};
+  const TensorOptions params(param_dtype, device);
+  // A mean far from zero and a spread of gammas and betas, so that silu sees both signs.
+  const Tensor x = add(mul(randn(shape), 2.0), 3.0).to(x_dtype).to(device).contiguous(format).requires_grad_();
+  const Tensor gamma = randn({6}).to(param_dtype).to(device).requires_grad_();
+  const Tensor beta = randn({6}).to(param_dtype).to(device).requires_grad_();
+  const Tensor upstream = randn(shape).to(x_dtype).to(device);
+  BnSilu r;
+  r.running_mean = mul(ones({6}, params), 0.5);
+  r.running_var = mul(ones({6}, params), 2.0);
+  r.y = fused ? batch_norm_silu(x, gamma, beta, r.running_mean, r.running_var, true, 0.1, 1e-5)
+              : silu(batch_norm(x, gamma, beta, r.running_mean, r.running_var, true, 0.1, 1e-5));
+  sum(mul(r.y, upstream)).backward();
+  r.grad_x = x.grad().to_vector();
+  r.grad_gamma = gamma.grad().to_vector();
+  r.grad_beta = beta.grad().to_vector();
+  return r;
+}
+
+std::string name_of(DType dtype, MemoryFormat format) {
+  return std::string(dtype_name(dtype)) + (format == MemoryFormat::ChannelsLast ? " channels-last" : " row-major");
+}
+
+TEST(FusedBatchNormSilu, VectorExpIsWithinTwoUlpsOfExp) {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.00731) {
+    const float v = static_cast<float>(x);
+    const double exact = std::exp(static_cast<double>(v));
+    worst = std::max(worst, std::abs(cpu::vector_exp(v) - exact) / exact);
+  }
+  EXPECT_LT(worst, 2 * 0x1p-23);
+  EXPECT_EQ(cpu::vector_exp(0.0f), 1.0f);
+  // Saturated ends, and NaN through.
+  EXPECT_GT(cpu::vector_exp(1000.0f), 1e38f);
+  EXPECT_GT(cpu::vector_exp(-1000.0f), 0.0f);
+  EXPECT_LT(cpu::vector_exp(-1000.0f), 1e-37f);
+  EXPECT_TRUE(std::isnan(cpu::vector_exp(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(cpu::vector_sigmoid(200.0f), 1.0f);
+  EXPECT_LT(cpu::vector_sigmoid(-200.0f), 1e-37f);
+}
+
+TEST(FusedBatchNormSilu, ForwardMatchesTheUnfusedPairOnTheCpu) {
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16, kFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      SCOPED_TRACE(name_of(dtype, format));
+      const DType params = dtype == kFloat64 ? kFloat64 : kFloat32;
+      const BnSilu fused = run_bn_silu(true, Device::cpu(), params, dtype, format);
+      const BnSilu pair = run_bn_silu(false, Device::cpu(), params, dtype, format);
+      EXPECT_EQ(fused.y.dtype(), dtype);
+      EXPECT_EQ(fused.y.suggest_memory_format(), format);
+      if (dtype == kFloat32) {  // the vectorizing exponential: about an ulp
+        EXPECT_LT(relative_error(fused.y.to_vector(), pair.y.to_vector()), 4 * 0x1p-24);
+      } else {
+        EXPECT_EQ(fused.y.to_vector(), pair.y.to_vector());
+      }
+      EXPECT_EQ(fused.running_mean.to_vector(), pair.running_mean.to_vector());
+      EXPECT_EQ(fused.running_var.to_vector(), pair.running_var.to_vector());
+    }
+  }
+}
+
+TEST(FusedBatchNormSilu, GradientsMatchTheUnfusedPairOnTheCpu) {
+  // The recomputed batch-norm output uses the saved (rounded) inverse std: float32 gradients differ from the
+  // pair's by a few float32 roundings; float64 ones by a few float64 roundings.
+  for (DType dtype : {kFloat32, kFloat64}) {
+    for (MemoryFormat format : kFormats) {
+      SCOPED_TRACE(name_of(dtype, format));
+      const double tolerance = dtype == kFloat64 ? 1e-13 : 1e-5;
+      const BnSilu fused = run_bn_silu(true, Device::cpu(), dtype, dtype, format);
+      const BnSilu pair = run_bn_silu(false, Device::cpu(), dtype, dtype, format);
+      EXPECT_LT(relative_error(fused.grad_x, pair.grad_x), tolerance);
+      EXPECT_LT(relative_error(fused.grad_gamma, pair.grad_gamma), tolerance);
+      EXPECT_LT(relative_error(fused.grad_beta, pair.grad_beta), tolerance);
+    }
+  }
+  // 16-bit x: the CPU computes the fused backward in float32 without rounding the recomputed output to 16
+  // bits (the pair stores it rounded), so the difference is one 16-bit rounding of the activation.
+  for (DType dtype : {kBFloat16, kFloat16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const BnSilu fused = run_bn_silu(true, Device::cpu(), kFloat32, dtype, MemoryFormat::Contiguous);
+    const BnSilu pair = run_bn_silu(false, Device::cpu(), kFloat32, dtype, MemoryFormat::Contiguous);
+    const double rounding = dtype == kBFloat16 ? 0x1p-8 : 0x1p-11;
+    EXPECT_LT(relative_error(fused.grad_x, pair.grad_x), 4 * rounding);
+    EXPECT_LT(relative_error(fused.grad_gamma, pair.grad_gamma), 4 * rounding);
+    EXPECT_LT(relative_error(fused.grad_beta, pair.grad_beta), 4 * rounding);
+  }
+}
+
+TEST(FusedBatchNormSilu, KeepsOneActivationLessForTheBackward) {
+  manual_seed(22);
+  const Tensor x = randn({8, 16, 32, 32}).requires_grad_(), gamma = ones({16}).requires_grad_(),
+               beta = zeros({16}).requires_grad_();
+  Tensor rm = zeros({16}), rv = ones({16});
+  const int64_t activation_bytes = x.numel() * 4;
+  auto held_after_forward = [&](bool fused) {
+    const size_t before = cpu::memory_stats().allocated;
+    const Tensor y = fused ? batch_norm_silu(x, gamma, beta, rm, rv, true, 0.1, 1e-5)
+                           : silu(batch_norm(x, gamma, beta, rm, rv, true, 0.1, 1e-5));
+    // y and whatever its graph keeps for the backward are alive here.
+    return static_cast<int64_t>(cpu::memory_stats().allocated - before);
+  };
+  const int64_t fused = held_after_forward(true), pair = held_after_forward(false);
+  EXPECT_GE(fused, activation_bytes);                         // the output
+  EXPECT_LT(fused, activation_bytes + activation_bytes / 8);  // and per-channel statistics only
+  EXPECT_GE(pair - fused, activation_bytes);                  // the pair keeps the batch norm's output too
+}
+
+TEST(FusedBatchNormSilu, EvalModeIsTheUnfusedPair) {
+  manual_seed(23);
+  const Tensor x = randn({2, 3, 4, 5}), gamma = randn({3}), beta = randn({3});
+  const Tensor rm = randn({3}), rv = add(rand({3}), 0.5);
+  EXPECT_EQ(batch_norm_silu(x, gamma, beta, rm, rv, false, 0.1, 1e-5).to_vector(),
+            silu(batch_norm(x, gamma, beta, rm, rv, false, 0.1, 1e-5)).to_vector());
+}
+
+TEST(FusedBatchNormSilu, ErrorsNameTheFusedOp) {
+  const Tensor x = randn({2, 3, 4, 5});
+  const std::string error =
+      test::error_of([&] { batch_norm_silu(x, ones({4}), zeros({4}), zeros({4}), ones({4}), true, 0.1, 1e-5); });
+  EXPECT_NE(error.find("batch_norm_silu: per-channel tensor"), std::string::npos) << error;
+  EXPECT_NE(test::error_of([&] { batch_norm_silu(randn({2, 3}), ones({3}), zeros({3}), zeros({3}), ones({3}), true,
+                                                 0.1, 1e-5); })
+                .find("batch_norm_silu: expected an input [N, C, H, W]"),
+            std::string::npos);
+}
+
+// peak CPU bytes of one reduced-B0 training step
+StepResult cpu_step_with_peak(bool fused, size_t& peak) {
+  EfficientNetOptions options = reduced_b0();
+  options.fused = fused;
+  cpu::reset_peak_memory_stats();
+  StepResult r = train_step(Device::cpu(), options, std::nullopt);
+  peak = cpu::memory_stats().peak_allocated;
+  return r;
+}
+
+TEST(FusedEfficientNet, StepMatchesTheUnfusedModelWithLessMemory) {
+  size_t fused_peak = 0, pair_peak = 0;
+  const StepResult pair = cpu_step_with_peak(false, pair_peak);
+  const StepResult fused = cpu_step_with_peak(true, fused_peak);
+  std::printf("reduced B0 step on the cpu: peak %.2f MiB unfused, %.2f MiB fused; relative difference of the "
+              "logits %.1e, of the gradients %.1e\n", pair_peak / 1048576.0, fused_peak / 1048576.0,
+              relative_error(fused.logits, pair.logits), relative_error(fused.grads, pair.grads));
+  // An ulp per fused layer, carried through 16 of them.
+  EXPECT_LT(relative_error(fused.logits, pair.logits), 1e-5);
+  EXPECT_NEAR(fused.loss, pair.loss, 1e-6 * std::abs(pair.loss));
+  EXPECT_LT(relative_error(fused.grads, pair.grads), 1e-5);
+  EXPECT_LT(fused_peak, pair_peak * 0.9);
+}
+
+// ---- CUDA
+
+TEST(FusedBatchNormSiluCuda, SixteenBitIsTheUnfusedPairBitForBit) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  // Both run effnet's 16-bit kernels; the fused ones round the batch norm's output and silu's gradient to
+  // 16 bits exactly where the pair stores them, and sum in the same order.
+  for (DType dtype : {kBFloat16, kFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      SCOPED_TRACE(name_of(dtype, format));
+      const BnSilu fused = run_bn_silu(true, Device::cuda(0), kFloat32, dtype, format);
+      const BnSilu pair = run_bn_silu(false, Device::cuda(0), kFloat32, dtype, format);
+      EXPECT_EQ(fused.y.suggest_memory_format(), format);
+      EXPECT_EQ(fused.y.to_vector(), pair.y.to_vector());
+      EXPECT_EQ(fused.grad_x, pair.grad_x);
+      EXPECT_EQ(fused.grad_gamma, pair.grad_gamma);
+      EXPECT_EQ(fused.grad_beta, pair.grad_beta);
+    }
+  }
+}
+
+TEST(FusedBatchNormSiluCuda, Float32MatchesCudnnsPair) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  for (MemoryFormat format : kFormats) {
+    SCOPED_TRACE(name_of(kFloat32, format));
+    const BnSilu fused = run_bn_silu(true, Device::cuda(0), kFloat32, kFloat32, format);
+    const BnSilu pair = run_bn_silu(false, Device::cuda(0), kFloat32, kFloat32, format);
+    EXPECT_LT(relative_error(fused.y.to_vector(), pair.y.to_vector()), 1e-6);
+    EXPECT_LT(relative_error(fused.running_var.to_vector(), pair.running_var.to_vector()), 1e-6);
+    EXPECT_LT(relative_error(fused.grad_x, pair.grad_x), 1e-5);
+    EXPECT_LT(relative_error(fused.grad_gamma, pair.grad_gamma), 1e-5);
+    EXPECT_LT(relative_error(fused.grad_beta, pair.grad_beta), 1e-5);
+  }
+}
+
+TEST(FusedEfficientNetCuda, StepMatchesTheCpu) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  const StepResult cpu = train_step(Device::cpu(), reduced_b0(), std::nullopt);
+  for (bool channels_last : {false, true}) {
+    SCOPED_TRACE(channels_last ? "channels-last" : "row-major");
+    EfficientNetOptions options = reduced_b0(channels_last);
+    options.fused = true;
+    const StepResult fp32 = train_step(Device::cuda(0), options, std::nullopt);
+    EXPECT_LT(relative_error(fp32.logits, cpu.logits), 1e-4);
+    EXPECT_LT(relative_error(fp32.grads, cpu.grads), 1e-3);
+    const StepResult bf16 = train_step(Device::cuda(0), options, kBFloat16);
+    EXPECT_LT(relative_error(bf16.logits, cpu.logits), 50 * 0x1p-7 / 2);  // as for the unfused model
+    EXPECT_LT(relative_error(bf16.grads, cpu.grads), 50 * 0x1p-7 / 2);
+  }
+}
+
+}  // namespace
+}  // namespace effnet
