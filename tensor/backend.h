@@ -115,6 +115,11 @@ struct Backend {
   void (*batch_norm_backward)(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                               const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
                               const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
+  // Eval mode, no gradient: y = z or silu(z) with z = x scale_c + shift_c, computed in x's compute dtype
+  // (float32 for 16-bit x; z rounded to x's dtype before silu, as in training); scale and shift [C]
+  // contiguous in the compute dtype.
+  void (*batch_norm_eval)(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act,
+                          const Tensor& y);
 
   // ---- cross-entropy from logits (losses/cross_entropy.cpp; kernels in cpu/loss.cpp and cuda/loss.cu).
   // logits z [N, C] contiguous, floating; targets t [N] int64 contiguous, each in [0, C) (checked by the

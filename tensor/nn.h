@@ -33,7 +33,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 // and the statistics, not the batch norm's output, which the backward recomputes (a tensor of x's size less
 // per pair). The result equals the unfused pair to rounding; for 16-bit x (CPU and CUDA) and float64 on the
 // CPU the forward is the same bits. (The CPU's float32 loops use a vectorizing exponential; on CUDA, float32
-// and float64 use effnet's kernels instead of cuDNN's batch norm.) Eval mode is the unfused pair.
+// and float64 use effnet's kernels instead of cuDNN's batch norm.) Eval mode is one kernel when nothing
+// needs a gradient (inference), else the unfused pair.
 Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                        const Tensor& running_var, bool training, double momentum, double eps);
 

@@ -7,6 +7,8 @@
 //          so autograd differentiates it.
 //   batch norm + SiLU (training): y = silu(z), z the batch norm's output; one kernel and one node that
 //          keeps x (not z) and recomputes z in the backward: dz = silu'(z) dy, then the batch norm's backward.
+//          In eval mode without gradients it is one kernel too (silu(x scale + shift)); with gradients, the
+//          ops of the unfused pair.
 #include "tensor/nn.h"
 
 #include "autograd/grad_mode.h"
@@ -145,6 +147,12 @@ Tensor batch_norm_with(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   if (!training) {
     const Tensor scale = mul(gamma, rsqrt(add(running_var.detach(), eps)));
     const Tensor shift = sub(beta, mul(running_mean.detach(), scale));
+    if (act == Activation::Silu && !autograd::needs_grad({x, gamma, beta})) {  // inference: one pass
+      const Tensor xc = x.detach().contiguous(x.suggest_memory_format());
+      Tensor y = empty_like(xc);
+      backend(x.device(), op).batch_norm_eval(xc, scale.detach().contiguous(), shift.detach().contiguous(), act, y);
+      return y;
+    }
     const Tensor z = add(mul(x, scale.to(x.dtype()).view({1, c, 1, 1})), shift.to(x.dtype()).view({1, c, 1, 1}));
     return act == Activation::Silu ? silu(z) : z;
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/grad_mode.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/vector_math.h"
 #include "tensor/nn.h"
@@ -149,12 +150,39 @@ TEST(FusedBatchNormSilu, KeepsOneActivationLessForTheBackward) {
   EXPECT_GE(pair - fused, activation_bytes);                  // the pair keeps the batch norm's output too
 }
 
-TEST(FusedBatchNormSilu, EvalModeIsTheUnfusedPair) {
+// Eval mode: one kernel for inference (nothing needs a gradient), the unfused pair's ops otherwise.
+TEST(FusedBatchNormSilu, EvalModeMatchesTheUnfusedPair) {
   manual_seed(23);
-  const Tensor x = randn({2, 3, 4, 5}), gamma = randn({3}), beta = randn({3});
-  const Tensor rm = randn({3}), rv = add(rand({3}), 0.5);
-  EXPECT_EQ(batch_norm_silu(x, gamma, beta, rm, rv, false, 0.1, 1e-5).to_vector(),
-            silu(batch_norm(x, gamma, beta, rm, rv, false, 0.1, 1e-5)).to_vector());
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      SCOPED_TRACE(name_of(dtype, format));
+      const DType params = dtype == kFloat64 ? kFloat64 : kFloat32;
+      const Tensor x = randn({2, 3, 4, 5}).to(dtype).contiguous(format);
+      const Tensor gamma = randn({3}).to(params), beta = randn({3}).to(params);
+      const Tensor rm = randn({3}).to(params), rv = add(rand({3}), 0.5).to(params);
+      const Tensor pair = silu(batch_norm(x, gamma, beta, rm, rv, false, 0.1, 1e-5));
+      Tensor fused;
+      {
+        autograd::NoGradGuard no_grad;
+        fused = batch_norm_silu(x, gamma, beta, rm, rv, false, 0.1, 1e-5);
+      }
+      EXPECT_EQ(fused.dtype(), dtype);
+      EXPECT_EQ(fused.suggest_memory_format(), format);
+      // float32: the vectorizing exponential; bfloat16: the pair rounds x scale before adding the shift.
+      const double tolerance = dtype == kFloat64 ? 1e-15 : dtype == kFloat32 ? 4 * 0x1p-24 : 2 * 0x1p-8;
+      EXPECT_LT(relative_error(fused.to_vector(), pair.to_vector()), tolerance);
+    }
+  }
+  // With gradients wanted, eval mode differentiates the pair's ops.
+  const Tensor x = randn({2, 3, 4, 5}).requires_grad_(), gamma = randn({3}).requires_grad_();
+  const Tensor beta = randn({3}), rm = randn({3}), rv = add(rand({3}), 0.5);
+  sum(batch_norm_silu(x, gamma, beta, rm, rv, false, 0.1, 1e-5)).backward();
+  const std::vector<double> grad_x = x.grad().to_vector(), grad_gamma = gamma.grad().to_vector();
+  x.set_grad(Tensor());
+  gamma.set_grad(Tensor());
+  sum(silu(batch_norm(x, gamma, beta, rm, rv, false, 0.1, 1e-5))).backward();
+  EXPECT_EQ(x.grad().to_vector(), grad_x);
+  EXPECT_EQ(gamma.grad().to_vector(), grad_gamma);
 }
 
 TEST(FusedBatchNormSilu, ErrorsNameTheFusedOp) {
@@ -223,6 +251,26 @@ TEST(FusedBatchNormSiluCuda, Float32MatchesCudnnsPair) {
     EXPECT_LT(relative_error(fused.grad_x, pair.grad_x), 1e-5);
     EXPECT_LT(relative_error(fused.grad_gamma, pair.grad_gamma), 1e-5);
     EXPECT_LT(relative_error(fused.grad_beta, pair.grad_beta), 1e-5);
+  }
+}
+
+TEST(FusedBatchNormSiluCuda, EvalModeMatchesTheCpu) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  manual_seed(24);
+  autograd::NoGradGuard no_grad;
+  for (DType dtype : {kFloat32, kBFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      SCOPED_TRACE(name_of(dtype, format));
+      const Tensor x = randn({4, 40, 9, 9}).to(dtype).contiguous(format);
+      const Tensor gamma = randn({40}), beta = randn({40}), rm = randn({40}), rv = add(rand({40}), 0.5);
+      const Tensor cpu = batch_norm_silu(x, gamma, beta, rm, rv, false, 0.1, 1e-5);
+      const Tensor gpu = batch_norm_silu(x.cuda().contiguous(format), gamma.cuda(), beta.cuda(), rm.cuda(), rv.cuda(),
+                                         false, 0.1, 1e-5);
+      EXPECT_EQ(gpu.suggest_memory_format(), format);
+      // CUDA's expf against the vectorizing exponential, and z = x scale + shift as one FMA on the GPU.
+      const double tolerance = dtype == kFloat32 ? 1e-6 : 2 * 0x1p-8;
+      EXPECT_LT(relative_error(gpu.cpu().to_vector(), cpu.to_vector()), tolerance);
+    }
   }
 }
 

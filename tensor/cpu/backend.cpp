@@ -64,6 +64,7 @@ const Backend& cpu_backend() {
       .conv2d_backward_weight = cpu::conv2d_backward_weight,
       .batch_norm_train = cpu::batch_norm_train,
       .batch_norm_backward = cpu::batch_norm_backward,
+      .batch_norm_eval = cpu::batch_norm_eval,
       .cross_entropy = cpu::cross_entropy,
       .cross_entropy_backward = cpu::cross_entropy_backward,
       .optimizer_step = cpu::optimizer_step,

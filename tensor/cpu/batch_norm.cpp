@@ -13,6 +13,7 @@
 // is kept. float32 computes the sigmoid with vector_math.h's exponential and the last pass in float32, so
 // these loops run four lanes wide (about an ulp from the unfused ops); float64 computes the sigmoid exactly
 // as the unfused ops do.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -30,6 +31,20 @@ template <class T>
 inline T fused_sigmoid(T z) {
   if constexpr (std::is_same_v<T, float>) return vector_sigmoid(z);
   else return math::sigmoid(z);
+}
+
+// One plane of hw values: dst = z or silu(z) with z = src scale + shift.
+template <class T>
+void normalize_plane(const T* src, T* dst, int64_t hw, T scale, T shift, Activation act) {
+  if (act == Activation::Silu) {
+#pragma omp simd
+    for (int64_t k = 0; k < hw; ++k) {
+      const T z = src[k] * scale + shift;
+      dst[k] = z * fused_sigmoid(z);
+    }
+  } else {
+    for (int64_t k = 0; k < hw; ++k) dst[k] = src[k] * scale + shift;
+  }
 }
 
 }  // namespace
@@ -75,17 +90,7 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
       const double invstd = 1.0 / std::sqrt(var + eps);
       const T scale = static_cast<T>(g[ch] * invstd), shift = static_cast<T>(b[ch] - mu * g[ch] * invstd);
       for (int64_t i = 0; i < n; ++i) {
-        const T* plane = in + (i * c + ch) * hw;
-        T* dst = out + (i * c + ch) * hw;
-        if (act == Activation::Silu) {
-#pragma omp simd
-          for (int64_t k = 0; k < hw; ++k) {
-            const T z = plane[k] * scale + shift;
-            dst[k] = z * fused_sigmoid(z);
-          }
-        } else {
-          for (int64_t k = 0; k < hw; ++k) dst[k] = plane[k] * scale + shift;
-        }
+        normalize_plane(in + (i * c + ch) * hw, out + (i * c + ch) * hw, hw, scale, shift, act);
       }
       rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mu);
       rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * var * m / (m - 1));
@@ -166,6 +171,28 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
           gx[base + k] = static_cast<T>(k_scale * (m * gy[base + k] - sum_dy - xhat * sum_dy_xhat));
         }
       }
+    }
+  });
+}
+
+void batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act, const Tensor& y) {
+  if (needs_adapting(x) || needs_adapting(y)) {  // as batch_norm_train: z rounded to y's dtype, then silu
+    const Tensor result = adapted_like(y);
+    batch_norm_eval(adapted(x), scale, shift, Activation::None, result);
+    copy(y, result);
+    if (act == Activation::Silu) unary(UnaryOp::Silu, y, 0, y);
+    return;
+  }
+  with_floating_type(x.dtype(), "batch_norm_eval", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t c = x.size(1), planes = x.size(0) * c, hw = x.numel() / std::max<int64_t>(planes, 1);
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    const T* sc = scale.data<T>();
+    const T* sh = shift.data<T>();
+#pragma omp parallel for schedule(static) if (x.numel() > 2 * kChunk)
+    for (int64_t p = 0; p < planes; ++p) {
+      normalize_plane(in + p * hw, out + p * hw, hw, sc[p % c], sh[p % c], act);
     }
   });
 }

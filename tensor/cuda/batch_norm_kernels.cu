@@ -22,7 +22,8 @@
 //   finalize   a thread per channel: mean, biased var, invstd = 1 / sqrt(var + eps); running statistics
 //              (unbiased var M / (M - 1)) and save_mean / save_invstd; scale = gamma invstd and
 //              shift = beta - mean scale for the next kernel
-//   normalize  elementwise: y = z, or silu(z)
+//   normalize  elementwise: y = z, or silu(z) (also eval mode's one kernel, with scale and shift from the
+//              running statistics)
 // Backward (xhat = (x - mean) invstd; dz = dy, or silu'(z) dy with z recomputed from x — with SiLU nothing
 // of the forward's output is kept, and dz is recomputed in both passes rather than stored):
 //   grad sums  grid (C, S): sum dz and sum dz (x - mean)
@@ -426,6 +427,26 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
       grad_input_kernel<kAct, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
           x.numel(), g, px, pdy, save_mean.data<A>(), coef_a, coef_b, coef_d, scale, shift,
           static_cast<T*>(grad_x.data_ptr()));
+      EFFNET_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act, const Tensor& y) {
+  const char* op = "cuda batch_norm_eval";
+  check(op, x, {&y}, {&scale, &shift});
+  const Geometry g = geometry_of(x);
+  if (x.numel() == 0) return;
+  const int device = x.device().index;
+  const Context& ctx = context(device);
+  DeviceGuard guard(device);
+  with_own_type(x, op, [&](auto zero) {
+    using T = decltype(zero);
+    using A = compute_t<T>;
+    with_activation(act, [&](auto act_tag) {
+      normalize_kernel<decltype(act_tag)::value, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
+          x.numel(), g, static_cast<const T*>(x.data_ptr()), scale.data<A>(), shift.data<A>(),
+          static_cast<T*>(y.data_ptr()));
       EFFNET_CUDA_CHECK_LAUNCH();
     });
   });

@@ -51,6 +51,8 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
 void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                              const Tensor& save_mean, const Tensor& save_invstd, Activation act,
                              const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
+// Eval mode without gradients (the CUDA row's batch_norm_eval).
+void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act, const Tensor& y);
 
 // loss.cu: cross-entropy from logits
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
