@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   bool channels_last = false;
   app.add_flag("--channels-last", channels_last, "activations channels-last (NHWC) from the stem on");
   bool fused = false;
-  app.add_flag("--fused", fused, "fused kernels (batch norm + SiLU)");
+  app.add_flag("--fused", fused, "fused kernels (batch norm + SiLU, the SE gate's backward)");
   bool loader_mode = false;
   std::string data_root, crop = "384x320";
   std::vector<int> workers{1, 2};

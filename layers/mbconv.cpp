@@ -16,7 +16,7 @@ std::shared_ptr<Conv2d> conv(const BlockOptions& o, int64_t in, int64_t out, int
 }
 
 std::shared_ptr<BatchNorm2d> bn(const BlockOptions& o, int64_t channels) {
-  return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{channels, o.bn_eps, o.bn_momentum, o.fuse_bn_silu});
+  return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{channels, o.bn_eps, o.bn_momentum, o.fused});
 }
 
 void check(const char* block, const BlockOptions& o) {
@@ -29,7 +29,7 @@ void check(const char* block, const BlockOptions& o) {
 std::shared_ptr<SqueezeExcite> squeeze_excite(const BlockOptions& o, int64_t channels) {
   if (o.se_ratio == 0) return nullptr;
   const int64_t reduced = std::max<int64_t>(1, std::llround(static_cast<double>(o.in_channels) * o.se_ratio));
-  return std::make_shared<SqueezeExcite>(channels, reduced);
+  return std::make_shared<SqueezeExcite>(channels, reduced, o.fused);
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ struct BlockOptions {
   Padding padding = Padding::Symmetric;
   double bn_eps = 1e-5;
   double bn_momentum = 0.1;
-  bool fuse_bn_silu = false;  // batch norm + SiLU as one fused op (BatchNorm2dOptions::fuse_silu)
+  bool fused = false;  // fused ops: batch norm + SiLU (BatchNorm2dOptions::fuse_silu), the SE gate
 };
 
 class DepthwiseSeparable : public Module {

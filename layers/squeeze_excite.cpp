@@ -1,10 +1,11 @@
 #include "layers/squeeze_excite.h"
 
+#include "tensor/nn.h"
 #include "tensor/ops.h"
 
 namespace effnet {
 
-SqueezeExcite::SqueezeExcite(int64_t channels, int64_t reduced_channels) {
+SqueezeExcite::SqueezeExcite(int64_t channels, int64_t reduced_channels, bool fused) : fused_(fused) {
   EFFNET_CHECK(channels > 0 && reduced_channels > 0, "SqueezeExcite: channels must be positive, got ", channels,
                " and ", reduced_channels);
   Conv2dOptions reduce(channels, reduced_channels, 1);
@@ -18,7 +19,7 @@ SqueezeExcite::SqueezeExcite(int64_t channels, int64_t reduced_channels) {
 Tensor SqueezeExcite::forward(const Tensor& x) {
   const Tensor squeezed = mean(x, {2, 3}, /*keepdim=*/true);
   const Tensor gate = sigmoid(conv_expand->forward(silu(conv_reduce->forward(squeezed))));
-  return mul(x, gate);
+  return fused_ ? channel_gate(x, gate) : mul(x, gate);
 }
 
 }  // namespace effnet

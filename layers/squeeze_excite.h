@@ -3,7 +3,8 @@
 //   s = silu(conv_reduce(s))              1x1 conv with bias, C -> R
 //   s = sigmoid(conv_expand(s))           1x1 conv with bias, R -> C
 //   y = x * s                             broadcast over H, W
-// In EfficientNet R = round(block input channels x 0.25), which the block passes in.
+// In EfficientNet R = round(block input channels x 0.25), which the block passes in. With `fused` the gate
+// is tensor/nn.h's channel_gate (one backward pass for both gradients) instead of mul.
 #pragma once
 
 #include <memory>
@@ -14,10 +15,13 @@ namespace effnet {
 
 class SqueezeExcite : public Module {
  public:
-  SqueezeExcite(int64_t channels, int64_t reduced_channels);
+  SqueezeExcite(int64_t channels, int64_t reduced_channels, bool fused = false);
   Tensor forward(const Tensor& x) override;
 
   std::shared_ptr<Conv2d> conv_reduce, conv_expand;
+
+ private:
+  bool fused_;
 };
 
 }  // namespace effnet

@@ -88,7 +88,7 @@ std::vector<std::vector<BlockSpec>> efficientnet_stages(const EfficientNetOption
       b.options.padding = o.padding;
       b.options.bn_eps = o.bn_eps;
       b.options.bn_momentum = o.bn_momentum;
-      b.options.fuse_bn_silu = o.fused;
+      b.options.fused = o.fused;
       stage.push_back(b);
       in = out;
     }

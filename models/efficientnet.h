@@ -58,8 +58,9 @@ struct EfficientNetOptions {
   // state dict are unchanged.
   bool channels_last = false;
   // Fused kernels where effnet has them: each batch norm + SiLU pair is one op (tensor/nn.h's
-  // batch_norm_silu), which keeps one activation less for the backward. Results equal the unfused model's
-  // to rounding (on CUDA, float32 batch norm then runs in effnet's kernels rather than cuDNN's).
+  // batch_norm_silu), which keeps one activation less for the backward, and the squeeze-excite gate's
+  // backward is one pass (channel_gate). Results equal the unfused model's to rounding (on CUDA, float32
+  // batch norm then runs in effnet's kernels rather than cuDNN's).
   bool fused = false;
 };
 

@@ -121,6 +121,13 @@ struct Backend {
   void (*batch_norm_eval)(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act,
                           const Tensor& y);
 
+  // ---- the backward of a per-channel gate y = x gate_nc (squeeze-excite's; tensor/nn.h's channel_gate):
+  // grad_x = grad_y gate_nc and grad_gate_nc = sum_{H,W} grad_y x, in one pass over grad_y and x. x, grad_y
+  // and grad_x [N, C, H, W] dense in x's memory format; gate and grad_gate [N, C, 1, 1] contiguous; one
+  // floating dtype (16-bit ones computed and summed in float32, rounded once).
+  void (*channel_gate_backward)(const Tensor& grad_y, const Tensor& x, const Tensor& gate, const Tensor& grad_x,
+                                const Tensor& grad_gate);
+
   // ---- cross-entropy from logits (losses/cross_entropy.cpp; kernels in cpu/loss.cpp and cuda/loss.cu).
   // logits z [N, C] contiguous, floating; targets t [N] int64 contiguous, each in [0, C) (checked by the
   // caller); weight w [C] of z's dtype, or undefined for w = 1; smoothing e in [0, 1]. Per row, with

@@ -1,6 +1,6 @@
 // Neural-network ops that run as one fused kernel forward and one hand-written backward each (a single
 // tape node), on the CPU and on CUDA (cuDNN): convolution, batch normalization (alone or fused with the
-// SiLU after it), plus zero padding.
+// SiLU after it), squeeze-excite's channel gate, plus zero padding.
 // The modules of layers/ are built on these and on tensor/ops.h.
 #pragma once
 
@@ -37,5 +37,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 // needs a gradient (inference), else the unfused pair.
 Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                        const Tensor& running_var, bool training, double momentum, double eps);
+
+// y = x * gate with x [N, C, H, W] and a per-channel gate [N, C, 1, 1] (squeeze-excite's): mul's forward, one
+// node whose backward computes grad_x and grad_gate = sum_{H,W} grad_y x in one pass (mul's sums the
+// product through a temporary of x's size). Equal to mul to rounding.
+Tensor channel_gate(const Tensor& x, const Tensor& gate);
 
 }  // namespace effnet

@@ -9,6 +9,7 @@
 //          keeps x (not z) and recomputes z in the backward: dz = silu'(z) dy, then the batch norm's backward.
 //          In eval mode without gradients it is one kernel too (silu(x scale + shift)); with gradients, the
 //          ops of the unfused pair.
+//   channel gate y = x gate (gate [N, C, 1, 1]):  dx = dy gate,  dgate = sum_{H,W} dy x, one kernel
 #include "tensor/nn.h"
 
 #include "autograd/grad_mode.h"
@@ -156,7 +157,7 @@ Tensor batch_norm_with(const Tensor& x, const Tensor& gamma, const Tensor& beta,
     const Tensor z = add(mul(x, scale.to(x.dtype()).view({1, c, 1, 1})), shift.to(x.dtype()).view({1, c, 1, 1}));
     return act == Activation::Silu ? silu(z) : z;
   }
-  const int64_t m = x.numel() / c;
+  const int64_t m = c > 0 ? x.numel() / c : 0;
   EFFNET_CHECK(m > 1, op, ": training needs more than one value per channel, got input ", x.str());
   EFFNET_CHECK(running_mean.is_contiguous() && running_var.is_contiguous(), op,
                ": running statistics must be contiguous");
@@ -172,8 +173,9 @@ Tensor batch_norm_with(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                     op](std::vector<Tensor>&& grads) {
                      const Tensor grad_y = grads[0].contiguous(xc.suggest_memory_format());
                      Tensor grad_x = empty_like(xc), grad_gamma = empty_like(g), grad_beta = empty_like(g);
-                     backend(xc.device(), op).batch_norm_backward(grad_y, xc, g, b, save_mean, save_invstd, eps,
-                                                                  act, grad_x, grad_gamma, grad_beta);
+                     backend(xc.device(), act == Activation::Silu ? "batch_norm_silu backward" : "batch_norm backward")
+                         .batch_norm_backward(grad_y, xc, g, b, save_mean, save_invstd, eps, act, grad_x, grad_gamma,
+                                              grad_beta);
                      return std::vector<Tensor>{grad_x, grad_gamma, grad_beta};
                    });
   return y;
@@ -189,6 +191,29 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                        const Tensor& running_var, bool training, double momentum, double eps) {
   return batch_norm_with(x, gamma, beta, running_mean, running_var, training, momentum, eps, Activation::Silu);
+}
+
+Tensor channel_gate(const Tensor& x, const Tensor& gate) {
+  check_defined("channel_gate", x, "the input");
+  check_same_device_dtype("channel_gate", {x, gate});
+  check_floating("channel_gate", x);
+  EFFNET_CHECK(x.dim() == 4, "channel_gate: expected an input [N, C, H, W], got ", x.str());
+  const Shape gate_shape{x.size(0), x.size(1), 1, 1};
+  EFFNET_CHECK(gate.shape() == gate_shape, "channel_gate: the gate ", gate.str(), " should be ",
+               shape_str(gate_shape), " for the input ", x.str());
+  const Tensor xc = x.detach().contiguous(x.suggest_memory_format()), gc = gate.detach().contiguous();
+  Tensor y;
+  {
+    autograd::NoGradGuard no_grad;
+    y = mul(xc, gc);
+  }
+  autograd::record("channel_gate", {x, gate}, {y}, [xc, gc](std::vector<Tensor>&& grads) {
+    const Tensor grad_y = grads[0].contiguous(xc.suggest_memory_format());
+    Tensor grad_x = empty_like(xc), grad_gate = empty_like(gc);
+    backend(xc.device(), "channel_gate backward").channel_gate_backward(grad_y, xc, gc, grad_x, grad_gate);
+    return std::vector<Tensor>{grad_x, grad_gate};
+  });
+  return y;
 }
 
 }  // namespace effnet

@@ -115,6 +115,10 @@ const std::vector<OpCase>& op_cases() {
          return batch_norm_silu(x[0].contiguous(kChannelsLast), x[1], x[2], zeros({3}, stats), ones({3}, stats),
                                 true, 0.1, 1e-5);
        }},
+      // squeeze-excite's channel gate (one backward kernel for both gradients), both layouts
+      {"channel_gate", {{2, 3, 4, 5}, {2, 3, 1, 1}}, [](In x) { return channel_gate(x[0], x[1]); }},
+      {"channel_gate_channels_last", {{2, 3, 4, 5}, {2, 3, 1, 1}},
+       [](In x) { return channel_gate(x[0].contiguous(kChannelsLast), x[1]); }},
       {"through_cpu", {{3, 4}}, [](In x) { return x[0].cpu().to(x[0].device()) * 1.5; }},
   };
   return cases;

@@ -101,8 +101,8 @@ const std::vector<Option>& options() {
       {"train", "channels_last", "--channels-last", &TrainConfig::channels_last,
        "run the network's activations channels-last (NHWC), the layout of cuDNN's fast 16-bit kernels"},
       {"train", "fused", "--fused",  &TrainConfig::fused,
-       "fused kernels (batch norm + SiLU as one op, one activation less kept for the backward); results equal "
-       "the unfused ones to rounding"},
+       "fused kernels (batch norm + SiLU as one op, one activation less kept for the backward; the SE gate's "
+       "backward in one pass); results equal the unfused ones to rounding"},
       {"run", "seed", "--seed", &TrainConfig::seed, "seed of initialisation, split, order and augmentation"},
       {"run", "device", "--device", &TrainConfig::device, "cpu, cuda or cuda:N"},
       {"run", "out", "--out", &TrainConfig::out, "run directory"},

@@ -65,6 +65,7 @@ const Backend& cpu_backend() {
       .batch_norm_train = cpu::batch_norm_train,
       .batch_norm_backward = cpu::batch_norm_backward,
       .batch_norm_eval = cpu::batch_norm_eval,
+      .channel_gate_backward = cpu::channel_gate_backward,
       .cross_entropy = cpu::cross_entropy,
       .cross_entropy_backward = cpu::cross_entropy_backward,
       .optimizer_step = cpu::optimizer_step,

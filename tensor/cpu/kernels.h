@@ -31,6 +31,8 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
                          const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
                          const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
 void batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act, const Tensor& y);
+void channel_gate_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gate, const Tensor& grad_x,
+                           const Tensor& grad_gate);
 // loss.cpp: cross-entropy from logits
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
                    const Tensor& loss, const Tensor& target_weight);

@@ -28,6 +28,7 @@ const Backend& cuda_backend() {
       .batch_norm_train = cuda::batch_norm_train,
       .batch_norm_backward = cuda::batch_norm_backward,
       .batch_norm_eval = cuda::own_batch_norm_eval,
+      .channel_gate_backward = cuda::channel_gate_backward,
       .cross_entropy = cuda::cross_entropy,
       .cross_entropy_backward = cuda::cross_entropy_backward,
       .optimizer_step = cuda::optimizer_step,

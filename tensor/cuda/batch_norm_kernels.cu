@@ -288,13 +288,17 @@ void channel_sums(const Geometry& g, uint32_t splits, const Terms& terms, A* par
 // The per-channel tensors' dtype for x's: float32 for 16-bit x (mixed precision), x's own otherwise.
 DType channel_dtype(const Tensor& x) { return is_16bit(x.dtype()) ? kFloat32 : x.dtype(); }
 
+// The statistics kernels index a channel's values in 32 bits with room for a step past the end (the
+// elementwise normalize kernel indexes in 64 bits).
+void check_32bit(const char* op, const Tensor& x) {
+  EFFNET_CHECK(x.numel() <= INT32_MAX, op, ": ", x.str(), " has 2^31 elements or more");
+}
+
 void check(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
            std::initializer_list<const Tensor*> per_channel) {
   const MemoryFormat format = x.suggest_memory_format();
   EFFNET_CHECK(x.dim() == 4 && x.is_contiguous(format), op,
                ": expected a dense [N, C, H, W] input (row-major or channels-last), got ", x.str());
-  // The kernels index a channel's values in 32 bits with room for a step past the end.
-  EFFNET_CHECK(x.numel() <= INT32_MAX, op, ": ", x.str(), " has 2^31 elements or more");
   for (const Tensor* t : like_x) {
     EFFNET_CHECK(t->shape() == x.shape() && t->is_contiguous(format) && t->dtype() == x.dtype(), op, ": ",
                  t->str(), " does not match the input ", x.str(), " (dtype and memory format)");
@@ -358,6 +362,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
                           const Tensor& save_mean, const Tensor& save_invstd) {
   const char* op = "cuda batch_norm (effnet's kernels)";
   check(op, x, {&y}, {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
+  check_32bit(op, x);
   const Geometry g = geometry_of(x);
   if (g.c == 0) return;
   const int device = x.device().index;
@@ -393,6 +398,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
                              const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
   const char* op = "cuda batch_norm_backward (effnet's kernels)";
   check(op, x, {&grad_y, &grad_x}, {&gamma, &save_mean, &save_invstd, &grad_gamma, &grad_beta});
+  check_32bit(op, x);
   if (act != Activation::None) check(op, x, {}, {&beta});
   const Geometry g = geometry_of(x);
   if (g.c == 0) return;

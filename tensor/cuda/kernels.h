@@ -35,7 +35,7 @@ void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGe
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
                             const Tensor& grad_w);
 
-// batch_norm.cpp: cuDNN for float32 / float64 without an activation; the rest goes to
+// batch_norm.cpp: cuDNN for float32 / float64 without an activation; the rest goes to effnet's kernels
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
                       const Tensor& save_mean, const Tensor& save_invstd);
@@ -53,6 +53,10 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
                              const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta);
 // Eval mode without gradients (the CUDA row's batch_norm_eval).
 void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act, const Tensor& y);
+
+// channel_gate.cu
+void channel_gate_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gate, const Tensor& grad_x,
+                           const Tensor& grad_gate);
 
 // loss.cu: cross-entropy from logits
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,

@@ -161,6 +161,7 @@ const Backend& profiled_backend() {
     wrap<&Backend::batch_norm_train>(b, "batch_norm_train");
     wrap<&Backend::batch_norm_backward>(b, "batch_norm_backward");
     wrap<&Backend::batch_norm_eval>(b, "batch_norm_eval");
+    wrap<&Backend::channel_gate_backward>(b, "channel_gate_backward");
     wrap<&Backend::cross_entropy>(b, "cross_entropy");
     wrap<&Backend::cross_entropy_backward>(b, "cross_entropy_backward");
     wrap<&Backend::optimizer_step>(b, "optimizer_step");
