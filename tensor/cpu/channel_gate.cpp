@@ -2,8 +2,8 @@
 //
 //   N batch, C channels, HW = H W values per plane (n, c)
 //
-// One pass per plane writes grad_x = grad_y gate_nc and sums grad_y x in double (SIMD partial sums, a fixed
-// order). 16-bit and channels-last operands run on float32 row-major copies (adapt.h).
+// One pass per plane writes grad_x = grad_y gate_nc and sums the products grad_y x in double (SIMD partial
+// sums, a fixed order). 16-bit and channels-last operands run on float32 row-major copies (adapt.h).
 #include "tensor/cpu/adapt.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
@@ -38,7 +38,7 @@ void channel_gate_backward(const Tensor& grad_y, const Tensor& x, const Tensor& 
 #pragma omp simd reduction(+ : sum)
       for (int64_t k = 0; k < hw; ++k) {
         dst[k] = dy[k] * scale;
-        sum += dy[k] * src[k];
+        sum += static_cast<double>(dy[k]) * src[k];
       }
       gg[p] = static_cast<T>(sum);
     }

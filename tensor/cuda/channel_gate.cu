@@ -6,11 +6,16 @@
 //   N batch   C channels   HW values per plane (n, c): at (n C + c) HW + k (NCHW), at (n HW + k) C + c (NHWC)
 //
 //   NCHW  grid (N C): a block per plane walks its HW values, then block_reduce
-//   NHWC  grid (ceil(C / 32), N), block (32, 8): thread (t, r) takes channel 32 b + t of image n and every
-//         8th pixel from r, so a warp reads 32 neighbouring channels of one pixel; the 8 partial sums are
-//         added in shared memory in a fixed order
+//   NHWC  grid (ceil(C / 32), N, S), block (32, 8): thread (t, r) takes channel 32 b + t of image n and
+//         every 8th pixel from r within split s of the HW pixels, so a warp reads 32 neighbouring channels
+//         of one pixel; the 8 partial sums are added in shared memory, written to a [N, C, S] scratch, and
+//         a thread per (n, c) adds the S of them, always in the same order (the splits fill the GPU when
+//         N C / 32 blocks alone would not: an early EfficientNet stage has few channels and many pixels)
+#include <algorithm>
 #include <climits>
+#include <memory>
 
+#include "tensor/cuda/allocator.h"
 #include "tensor/cuda/check.h"
 #include "tensor/cuda/context.h"
 #include "tensor/cuda/kernels.h"
@@ -43,13 +48,14 @@ __global__ void __launch_bounds__(kThreads)
 template <class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kTile * kRows)
     gate_backward_nhwc_kernel(int64_t c, int64_t hw, const T* grad_y, const T* x, const T* gate, T* grad_x,
-                              T* grad_gate) {
+                              A* partial_sums) {
   __shared__ A partial[kRows][kTile];
-  const int64_t ch = int64_t{blockIdx.x} * kTile + threadIdx.x, n = blockIdx.y;
+  const int64_t ch = int64_t{blockIdx.x} * kTile + threadIdx.x, n = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
+  const int64_t chunk = (hw + splits - 1) / splits, end = std::min(hw, (s + 1) * chunk);
   A sum = 0;
   if (ch < c) {
     const A scale = static_cast<A>(gate[n * c + ch]);
-    for (int64_t k = threadIdx.y; k < hw; k += kRows) {
+    for (int64_t k = s * chunk + threadIdx.y; k < end; k += kRows) {
       const int64_t i = (n * hw + k) * c + ch;
       const A dy = static_cast<A>(grad_y[i]);
       grad_x[i] = static_cast<T>(dy * scale);
@@ -60,8 +66,28 @@ __global__ void __launch_bounds__(kTile * kRows)
   __syncthreads();
   if (threadIdx.y == 0 && ch < c) {
     for (int r = 1; r < kRows; ++r) sum += partial[r][threadIdx.x];
-    grad_gate[n * c + ch] = static_cast<T>(sum);
+    partial_sums[(n * c + ch) * splits + s] = sum;
   }
+}
+
+// grad_gate of each (n, c) (grid-stride): the sum of its S partial sums, in split order.
+template <class T, class A = compute_t<T>>
+__global__ void __launch_bounds__(kThreads)
+    gate_sum_splits_kernel(int64_t planes, int64_t splits, const A* partial_sums, T* grad_gate) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t plane = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; plane < planes; plane += stride) {
+    A sum = 0;
+    for (int64_t s = 0; s < splits; ++s) sum += partial_sums[plane * splits + s];
+    grad_gate[plane] = static_cast<T>(sum);
+  }
+}
+
+// Splits of the HW pixels for the NHWC kernel: enough blocks for 4 per SM, each thread keeping at least 16
+// pixels.
+int64_t nhwc_splits(int64_t n, int64_t c, int64_t hw, const Context& ctx) {
+  const int64_t blocks = n * ((c + kTile - 1) / kTile);
+  const int64_t wanted = (int64_t{4} * ctx.properties.multiProcessorCount + blocks - 1) / blocks;
+  return std::clamp<int64_t>(wanted, 1, std::min<int64_t>(std::max<int64_t>(1, hw / (kRows * 16)), 65535));
 }
 
 }  // namespace
@@ -91,7 +117,7 @@ void channel_gate_backward(const Tensor& grad_y, const Tensor& x, const Tensor& 
                                       ctx.stream));
     return;
   }
-  EFFNET_CHECK(n <= 65535 && (format == MemoryFormat::ChannelsLast || n * c <= INT_MAX), op, ": ", x.str(),
+  EFFNET_CHECK(format == MemoryFormat::ChannelsLast ? n <= 65535 : n * c <= INT_MAX, op, ": ", x.str(),
                " has more planes than one launch covers");
   with_computable_type(x.dtype(), op, [&](auto zero) {
     using T = decltype(zero);
@@ -101,8 +127,16 @@ void channel_gate_backward(const Tensor& grad_y, const Tensor& x, const Tensor& 
     T* dx = static_cast<T*>(grad_x.data_ptr());
     T* dg = static_cast<T*>(grad_gate.data_ptr());
     if (format == MemoryFormat::ChannelsLast) {
-      const dim3 grid(static_cast<unsigned>((c + kTile - 1) / kTile), static_cast<unsigned>(n)), block(kTile, kRows);
-      gate_backward_nhwc_kernel<T><<<grid, block, 0, ctx.stream>>>(c, hw, dy, in, g, dx, dg);
+      using A = compute_t<T>;
+      const int64_t splits = nhwc_splits(n, c, hw, ctx);
+      const std::shared_ptr<Storage> scratch =
+          allocate(static_cast<size_t>(n * c * splits) * sizeof(A), Device::cuda(device));
+      A* partial_sums = static_cast<A*>(scratch->data());
+      const dim3 grid(static_cast<unsigned>((c + kTile - 1) / kTile), static_cast<unsigned>(n),
+                      static_cast<unsigned>(splits));
+      gate_backward_nhwc_kernel<T><<<grid, dim3(kTile, kRows), 0, ctx.stream>>>(c, hw, dy, in, g, dx, partial_sums);
+      EFFNET_CUDA_CHECK_LAUNCH();
+      gate_sum_splits_kernel<T><<<grid_for(n * c, ctx), kThreads, 0, ctx.stream>>>(n * c, splits, partial_sums, dg);
     } else {
       gate_backward_nchw_kernel<T><<<static_cast<unsigned>(n * c), kThreads, 0, ctx.stream>>>(hw, dy, in, g, dx, dg);
     }
