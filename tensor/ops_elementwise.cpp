@@ -66,9 +66,16 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = run_binary("mul", BinaryOp::Mul, a, b);
-  autograd::record("mul", {a, b}, {out}, [a = a.detach(), b = b.detach()](Grads&& g) {
-    return Grads{sum_to(mul(g[0], b), a.shape()), sum_to(mul(g[0], a), b.shape())};
-  });
+  // Each operand is kept only for the other's gradient, and a gradient only computed when its operand has
+  // an edge: a mask (dropout, drop path) needs none, so the masked activation is not kept and the mask's
+  // gradient (a product of the activation's size, then a sum) is not computed.
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  autograd::record("mul", {a, b}, {out},
+                   [a_shape = a.shape(), b_shape = b.shape(), a = need_b ? a.detach() : Tensor(),
+                    b = need_a ? b.detach() : Tensor()](Grads&& g) {
+                     return Grads{b.defined() ? sum_to(mul(g[0], b), a_shape) : Tensor(),
+                                  a.defined() ? sum_to(mul(g[0], a), b_shape) : Tensor()};
+                   });
   return out;
 }
 

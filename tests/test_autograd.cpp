@@ -73,6 +73,22 @@ TEST(Autograd, SavedTensorsAreReleasedAfterBackward) {
   EXPECT_EQ(w.grad().to_vector(), (std::vector<double>{1, 2}));
 }
 
+// A dropout or drop-path mask wants no gradient: mul then keeps the mask (for the activation's gradient)
+// but not the activation, which only the mask's gradient would need.
+TEST(Autograd, MulKeepsAnOperandOnlyForTheOtherOnesGradient) {
+  Tensor w = leaf({3, 4}, {2});
+  Tensor h = mul(w, 3.0);  // an activation (a scalar multiply keeps nothing of its own)
+  Tensor mask = from_vector({0, 2}, {2}, kFloat64);
+  const std::weak_ptr<Storage> h_storage = h.storage(), mask_storage = mask.storage();
+  Tensor y = sum(mul(h, mask));
+  h = Tensor();
+  mask = Tensor();
+  EXPECT_TRUE(h_storage.expired()) << "nothing needs the activation for backward";
+  EXPECT_FALSE(mask_storage.expired()) << "the activation's gradient needs the mask";
+  y.backward();
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<double>{0, 6}));
+}
+
 TEST(Autograd, SecondBackwardNeedsRetainGraph) {
   Tensor x = leaf({1, 2}, {2});
   Tensor y = sum(exp(x));
