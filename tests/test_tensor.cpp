@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/int_divider.h"
 #include "tensor/ops.h"
 #include "tensor/philox.h"
 #include "tensor/random.h"
@@ -924,6 +925,32 @@ TEST(RandomCuda, DefaultGeneratorMatchesCpu) {
   Tensor gpu = rand({4097}, Device::cuda());
   EXPECT_TRUE(gpu.is_cuda());
   EXPECT_TRUE(host_bytes(gpu) == cpu);
+}
+
+// IntDivider (the CUDA batch-norm kernels' channel lookup) against the / operator: every divisor up to 1000
+// and many around powers of two and at the top of the range, each with dividends at the edges and spread over
+// the whole 32-bit range.
+TEST(IntDivider, EqualsIntegerDivision) {
+  std::vector<uint32_t> divisors;
+  for (uint32_t d = 1; d <= 1000; ++d) divisors.push_back(d);
+  for (int bit = 10; bit < 32; ++bit) {
+    for (int64_t delta = -2; delta <= 2; ++delta) divisors.push_back(static_cast<uint32_t>((int64_t{1} << bit) + delta));
+  }
+  for (uint32_t d : {36100u, 12544u, 1632u, 2688u, 0x7FFFFFFFu, 0xFFFFFFFEu, 0xFFFFFFFFu}) divisors.push_back(d);
+  int64_t wrong = 0;
+  for (uint32_t d : divisors) {
+    const IntDivider divider(d);
+    std::vector<uint32_t> dividends{0, 1, d - 1, d, d + 1, 2 * d - 1, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFEu, 0xFFFFFFFFu};
+    for (uint64_t k = 0; k < 50; ++k) {
+      for (uint32_t w : philox::generate(d, k).w) dividends.push_back(w);
+    }
+    for (uint32_t n : dividends) {
+      if (divider.divide(n) != n / d || divider.remainder(n) != n % d) {
+        if (++wrong <= 5) ADD_FAILURE() << n << " / " << d << ": " << divider.divide(n);
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0);
 }
 
 }  // namespace

@@ -41,6 +41,7 @@
 #include "tensor/cuda/launch.cuh"
 #include "tensor/elementwise_math.h"
 #include "tensor/half.h"
+#include "tensor/int_divider.h"
 
 namespace effnet::cuda {
 namespace {
@@ -48,6 +49,7 @@ namespace {
 struct Geometry {
   uint32_t n = 0, c = 0, hw = 0, m = 0;
   bool channels_last = false;
+  IntDivider by_c, by_hw;  // the elementwise kernels find an element's channel with these
   // Where channel ch's first value lies.
   __device__ int64_t first(uint32_t ch) const { return channels_last ? ch : static_cast<int64_t>(ch) * hw; }
 };
@@ -224,16 +226,18 @@ __global__ void grad_finalize_kernel(Geometry g, uint32_t splits, const A* parti
   if constexpr (kAct == Activation::Silu) affine_of(gamma[ch], beta[ch], mean[ch], is, scale[ch], shift[ch]);
 }
 
-// The channel of element i (its memory position) of an x-shaped operand.
-__device__ __forceinline__ uint32_t channel_of(const Geometry& g, int64_t i) {
-  return g.channels_last ? static_cast<uint32_t>(i % g.c) : static_cast<uint32_t>(i / g.hw) % g.c;
+// The channel of element i (its memory position, i < 2^31) of an x-shaped operand: i mod C (NHWC), or
+// (i / HW) mod C (NCHW), by multiplications (int_divider.h).
+__device__ __forceinline__ uint32_t channel_of(const Geometry& g, uint32_t i) {
+  return g.channels_last ? g.by_c.remainder(i) : g.by_c.remainder(g.by_hw.divide(i));
 }
 
+// The elementwise kernels take at most 2^31 elements per launch (32-bit indices; the caller checks).
 template <Activation kAct, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
-    normalize_kernel(int64_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
+    normalize_kernel(uint32_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
+  const uint32_t stride = gridDim.x * blockDim.x;
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
     const uint32_t ch = channel_of(g, i);
     const A z = normalized(x[i], scale[ch], shift[ch]);
     if constexpr (kAct == Activation::Silu) {
@@ -246,10 +250,10 @@ __global__ void __launch_bounds__(kThreads)
 
 template <Activation kAct, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
-    grad_input_kernel(int64_t total, Geometry g, const T* x, const T* dy, const A* mean, const A* coef_a,
+    grad_input_kernel(uint32_t total, Geometry g, const T* x, const T* dy, const A* mean, const A* coef_a,
                       const A* coef_b, const A* coef_d, const A* scale, const A* shift, T* dx) {
-  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += stride) {
+  const uint32_t stride = gridDim.x * blockDim.x;
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
     const uint32_t ch = channel_of(g, i);
     const A xmu = static_cast<A>(x[i]) - mean[ch];
     A dz;
@@ -317,6 +321,10 @@ Geometry geometry_of(const Tensor& x) {
   g.hw = static_cast<uint32_t>(x.size(2) * x.size(3));
   g.m = g.n * g.hw;
   g.channels_last = x.suggest_memory_format() == MemoryFormat::ChannelsLast;
+  if (g.c > 0 && g.hw > 0) {
+    g.by_c = IntDivider(g.c);
+    g.by_hw = IntDivider(g.hw);
+  }
   return g;
 }
 
@@ -387,7 +395,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
     EFFNET_CUDA_CHECK_LAUNCH();
     with_activation(act, [&](auto act_tag) {
       normalize_kernel<decltype(act_tag)::value, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-          x.numel(), g, px, scale, shift, static_cast<T*>(y.data_ptr()));
+          static_cast<uint32_t>(x.numel()), g, px, scale, shift, static_cast<T*>(y.data_ptr()));
       EFFNET_CUDA_CHECK_LAUNCH();
     });
   });
@@ -431,7 +439,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
           grad_gamma.data<A>(), grad_beta.data<A>(), coef_a, coef_b, coef_d, scale, shift);
       EFFNET_CUDA_CHECK_LAUNCH();
       grad_input_kernel<kAct, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-          x.numel(), g, px, pdy, save_mean.data<A>(), coef_a, coef_b, coef_d, scale, shift,
+          static_cast<uint32_t>(x.numel()), g, px, pdy, save_mean.data<A>(), coef_a, coef_b, coef_d, scale, shift,
           static_cast<T*>(grad_x.data_ptr()));
       EFFNET_CUDA_CHECK_LAUNCH();
     });
@@ -446,14 +454,22 @@ void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shi
   const int device = x.device().index;
   const Context& ctx = context(device);
   DeviceGuard guard(device);
+  // Whole images per launch, at most 2^31 elements each: element indices restart at an image's start, where
+  // channel_of's count starts too.
+  const int64_t per_image = x.numel() / x.size(0);
+  EFFNET_CHECK(per_image <= INT32_MAX, op, ": one image of ", x.str(), " has 2^31 elements or more");
+  const int64_t images_per_launch = INT32_MAX / per_image;
   with_own_type(x, op, [&](auto zero) {
     using T = decltype(zero);
     using A = compute_t<T>;
     with_activation(act, [&](auto act_tag) {
-      normalize_kernel<decltype(act_tag)::value, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-          x.numel(), g, static_cast<const T*>(x.data_ptr()), scale.data<A>(), shift.data<A>(),
-          static_cast<T*>(y.data_ptr()));
-      EFFNET_CUDA_CHECK_LAUNCH();
+      for (int64_t first = 0; first < x.size(0); first += images_per_launch) {
+        const int64_t count = std::min(images_per_launch, x.size(0) - first) * per_image;
+        normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
+            static_cast<uint32_t>(count), g, static_cast<const T*>(x.data_ptr()) + first * per_image,
+            scale.data<A>(), shift.data<A>(), static_cast<T*>(y.data_ptr()) + first * per_image);
+        EFFNET_CUDA_CHECK_LAUNCH();
+      }
     });
   });
 }
