@@ -34,8 +34,10 @@ std::shared_ptr<Module> conv(int64_t in, int64_t out, int64_t k, int64_t stride,
   return std::make_shared<Conv2d>(o);
 }
 
-BlockOptions block(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t expand, Padding padding) {
+BlockOptions block(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t expand, Padding padding,
+                   bool fused) {
   BlockOptions o;
+  o.fused = fused;
   o.in_channels = in;
   o.out_channels = out;
   o.kernel = k;
@@ -45,44 +47,50 @@ BlockOptions block(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t e
   return o;
 }
 
-EfficientNetOptions reduced(bool tf) {
+EfficientNetOptions reduced(bool tf, bool fused) {
   EfficientNetOptions o = efficientnet_options(tf ? "tf_efficientnet_b0" : "efficientnet_b0");
+  o.fused = fused;
   o.width = 0.25;
   o.depth = 0.25;
   o.num_classes = 10;
   return o;
 }
 
-EfficientNetOptions b0(bool tf) {
+EfficientNetOptions b0(bool tf, bool fused) {
   EfficientNetOptions o = efficientnet_options(tf ? "tf_efficientnet_b0" : "efficientnet_b0");
+  o.fused = fused;
   o.num_classes = 18;
   return o;
 }
 
-// The modules of model_fixtures.py's layer_cases() and main(), by the same names.
-std::shared_ptr<Module> build(const std::string& name) {
+// The modules of model_fixtures.py's layer_cases() and main(), by the same names; `fused` builds the blocks
+// and models with their fused ops (EfficientNetOptions::fused), which timm's unfused results pin as well.
+std::shared_ptr<Module> build(const std::string& name, bool fused) {
   const Padding sym = Padding::Symmetric, same = Padding::Same;
-  static const std::map<std::string, std::function<std::shared_ptr<Module>()>> factories = {
-      {"conv3x3_s2_symmetric", [=] { return conv(8, 16, 3, 2, 1, sym); }},
-      {"conv3x3_s2_same", [=] { return conv(8, 16, 3, 2, 1, same); }},
-      {"dw5x5_s2_same", [=] { return conv(16, 16, 5, 2, 16, same); }},
-      {"conv1x1_bias", [=] { return conv(24, 32, 1, 1, 1, sym, true); }},
-      {"batch_norm", [] { return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{24, 1e-5, 0.1}); }},
-      {"batch_norm_tf_eps", [] { return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{24, 1e-3, 0.1}); }},
-      {"squeeze_excite", [] { return std::make_shared<SqueezeExcite>(48, 2); }},
-      {"depthwise_separable", [=] { return std::make_shared<DepthwiseSeparable>(block(16, 16, 3, 1, 1, sym)); }},
-      {"inverted_residual_s2", [=] { return std::make_shared<InvertedResidual>(block(16, 24, 5, 2, 6, sym)); }},
+  using Factory = std::function<std::shared_ptr<Module>(bool)>;
+  static const std::map<std::string, Factory> factories = {
+      {"conv3x3_s2_symmetric", [=](bool) { return conv(8, 16, 3, 2, 1, sym); }},
+      {"conv3x3_s2_same", [=](bool) { return conv(8, 16, 3, 2, 1, same); }},
+      {"dw5x5_s2_same", [=](bool) { return conv(16, 16, 5, 2, 16, same); }},
+      {"conv1x1_bias", [=](bool) { return conv(24, 32, 1, 1, 1, sym, true); }},
+      {"batch_norm", [](bool) { return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{24, 1e-5, 0.1}); }},
+      {"batch_norm_tf_eps", [](bool) { return std::make_shared<BatchNorm2d>(BatchNorm2dOptions{24, 1e-3, 0.1}); }},
+      {"squeeze_excite", [](bool f) { return std::make_shared<SqueezeExcite>(48, 2, f); }},
+      {"depthwise_separable",
+       [=](bool f) { return std::make_shared<DepthwiseSeparable>(block(16, 16, 3, 1, 1, sym, f)); }},
+      {"inverted_residual_s2",
+       [=](bool f) { return std::make_shared<InvertedResidual>(block(16, 24, 5, 2, 6, sym, f)); }},
       {"inverted_residual_skip_same",
-       [=] { return std::make_shared<InvertedResidual>(block(24, 24, 3, 1, 6, same)); }},
-      {"linear", [] { return std::make_shared<Linear>(64, 18); }},
-      {"efficientnet_reduced", [] { return std::make_shared<EfficientNet>(reduced(false)); }},
-      {"tf_efficientnet_reduced", [] { return std::make_shared<EfficientNet>(reduced(true)); }},
-      {"efficientnet_b0", [] { return std::make_shared<EfficientNet>(b0(false)); }},
-      {"tf_efficientnet_b0", [] { return std::make_shared<EfficientNet>(b0(true)); }},
+       [=](bool f) { return std::make_shared<InvertedResidual>(block(24, 24, 3, 1, 6, same, f)); }},
+      {"linear", [](bool) { return std::make_shared<Linear>(64, 18); }},
+      {"efficientnet_reduced", [](bool f) { return std::make_shared<EfficientNet>(reduced(false, f)); }},
+      {"tf_efficientnet_reduced", [](bool f) { return std::make_shared<EfficientNet>(reduced(true, f)); }},
+      {"efficientnet_b0", [](bool f) { return std::make_shared<EfficientNet>(b0(false, f)); }},
+      {"tf_efficientnet_b0", [](bool f) { return std::make_shared<EfficientNet>(b0(true, f)); }},
   };
   auto found = factories.find(name);
   EFFNET_CHECK(found != factories.end(), "timm parity: no module for fixture case '", name, "'");
-  return found->second();
+  return found->second(fused);
 }
 
 // 32-bit FNV-1a of a name: model_fixtures.py's name_key.
@@ -141,10 +149,10 @@ std::string fixture_name(const testing::TestParamInfo<std::string>& info) {
   return stem;
 }
 
-void replay(const std::string& path, Device device) {
+void replay(const std::string& path, Device device, bool fused = false) {
   const safetensors::File file = safetensors::load(path);
   const std::string name = file.metadata.at("case"), mode = file.metadata.at("mode");
-  std::shared_ptr<Module> module = build(name);
+  std::shared_ptr<Module> module = build(name, fused);
   safetensors::NamedTensors state;
   for (const auto& [key, t] : file.tensors) {
     for (const char* prefix : {"param.", "buffer."}) {
@@ -228,6 +236,33 @@ TEST_P(TimmParityCuda, MatchesPyTorchOnCuda) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TimmParity, testing::ValuesIn(fixture_paths()), fixture_name);
 INSTANTIATE_TEST_SUITE_P(Fixtures, TimmParityCuda, testing::ValuesIn(fixture_paths()), fixture_name);
+
+// The same fixtures replayed with the fused ops (--fused): the squeeze-excite layer, the blocks and the
+// models, whose batch norms are followed by SiLU.
+std::vector<std::string> fused_fixture_paths() {
+  std::vector<std::string> paths;
+  for (const std::string& path : fixture_paths()) {
+    for (const char* part : {"squeeze_excite", "depthwise_separable", "inverted_residual", "efficientnet"}) {
+      if (path.find(part) != std::string::npos) {
+        paths.push_back(path);
+        break;
+      }
+    }
+  }
+  return paths;
+}
+
+class TimmParityFused : public testing::TestWithParam<std::string> {};
+class TimmParityFusedCuda : public testing::TestWithParam<std::string> {};
+
+TEST_P(TimmParityFused, MatchesPyTorchOnCpu) { replay(GetParam(), Device::cpu(), true); }
+TEST_P(TimmParityFusedCuda, MatchesPyTorchOnCuda) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  replay(GetParam(), Device::cuda(0), true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TimmParityFused, testing::ValuesIn(fused_fixture_paths()), fixture_name);
+INSTANTIATE_TEST_SUITE_P(Fixtures, TimmParityFusedCuda, testing::ValuesIn(fused_fixture_paths()), fixture_name);
 
 TEST(TimmParity, EveryFixtureCaseIsPresent) {
   // 11 layers (the 5 with batch norm also in eval mode), 2 reduced models and 2 B0s in 2 modes each.
