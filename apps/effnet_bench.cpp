@@ -195,9 +195,12 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) peak_mib = static_cast<double>(cuda::memory_stats(device.index).peak_allocated) / (1 << 20);
 #endif
     if (device.is_cpu()) peak_mib = static_cast<double>(cpu::memory_stats().peak_allocated) / (1 << 20);
-    std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), %.1f images/s",
-                (precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "") + (fused ? "+fused" : "")).c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size), static_cast<long long>(img_size),
-                static_cast<long long>(batch), device.str().c_str(), median, ms.front(), ms.back(),
+    const std::string variant =
+        precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "") + (fused ? "+fused" : "");
+    std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), "
+                "%.1f images/s",
+                variant.c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size),
+                static_cast<long long>(img_size), static_cast<long long>(batch), device.str().c_str(), median, ms.front(), ms.back(),
                 1000.0 * static_cast<double>(batch) / median);
     std::printf(", peak memory %.0f MiB", peak_mib);
     std::printf("\n");

@@ -54,9 +54,6 @@ struct Geometry {
   __device__ int64_t first(uint32_t ch) const { return channels_last ? ch : static_cast<int64_t>(ch) * hw; }
 };
 
-constexpr int kTile = 32;  // channels per NHWC block
-constexpr int kRows = 8;   // threads per channel in an NHWC block
-
 // Walks the values of channel `ch` with flat index j in [begin, end) of its M values, `step` apart, calling
 // f(offset of the value in the NCHW tensor). The plane and pixel advance by additions, not divisions.
 template <class F>
@@ -390,8 +387,8 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
     channel_sums(g, splits, StatsTerms<T>{px}, partial_sum, partial_squares, ctx.stream);
     stats_finalize_kernel<T><<<(g.c + kThreads - 1) / kThreads, kThreads, 0, ctx.stream>>>(
         g, splits, partial_sum, partial_squares, px, gamma.data<A>(), beta.data<A>(), running_mean.data<A>(),
-        running_var.data<A>(), static_cast<A>(momentum), static_cast<A>(eps), save_mean.data<A>(), save_invstd.data<A>(), scale,
-        shift);
+        running_var.data<A>(), static_cast<A>(momentum), static_cast<A>(eps), save_mean.data<A>(),
+        save_invstd.data<A>(), scale, shift);
     EFFNET_CUDA_CHECK_LAUNCH();
     with_activation(act, [&](auto act_tag) {
       normalize_kernel<decltype(act_tag)::value, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(

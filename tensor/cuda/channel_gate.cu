@@ -26,9 +26,6 @@
 namespace effnet::cuda {
 namespace {
 
-constexpr int kTile = 32;  // channels per NHWC block
-constexpr int kRows = 8;   // threads per channel in an NHWC block
-
 template <class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
     gate_backward_nchw_kernel(int64_t hw, const T* grad_y, const T* x, const T* gate, T* grad_x, T* grad_gate) {

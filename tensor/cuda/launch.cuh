@@ -17,6 +17,10 @@ namespace effnet::cuda {
 
 constexpr int kThreads = 256;
 constexpr int kWarpSize = 32;
+// The block of the per-channel reductions over channels-last tensors (batch norm, the SE gate): a warp
+// takes 32 neighbouring channels of one pixel, and 8 rows of threads share a channel's pixels.
+constexpr int kTile = 32;  // channels per NHWC block
+constexpr int kRows = 8;   // threads per channel in an NHWC block
 
 // Blocks for a grid-stride loop over n items: enough to fill every SM several times over, but not one
 // block per item for huge n (launching blocks costs more than looping in them).
