@@ -106,6 +106,10 @@ int main(int argc, char** argv) {
   app.add_flag("--channels-last", channels_last, "activations channels-last (NHWC) from the stem on");
   bool fused = false;
   app.add_flag("--fused", fused, "fused kernels (batch norm + SiLU, the SE gate's backward)");
+  double drop_path = 0.0;
+  app.add_option("--drop-path", drop_path, "stochastic depth rate of the last block (timm's drop_path_rate)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
   bool loader_mode = false;
   std::string data_root, crop = "384x320";
   std::vector<int> workers{1, 2};
@@ -134,6 +138,7 @@ int main(int argc, char** argv) {
     options.num_classes = classes;
     options.channels_last = channels_last;
     options.fused = fused;
+    options.drop_path = drop_path;
     if (img_size == 0) img_size = options.resolution;
     manual_seed(0);
     EfficientNet model(options);

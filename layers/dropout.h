@@ -23,6 +23,9 @@ class DropPath : public Module {
  public:
   explicit DropPath(double p);  // p in [0, 1)
   Tensor forward(const Tensor& x) override;
+  // forward(x) + shortcut, the residual connection, as one pass in training (addcmul): the same bits and
+  // random numbers as the two ops, without the dropped branch's temporary.
+  Tensor forward_add(const Tensor& x, const Tensor& shortcut);
   double p() const { return p_; }
 
  private:

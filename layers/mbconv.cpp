@@ -51,7 +51,7 @@ Tensor DepthwiseSeparable::forward(const Tensor& x) {
   Tensor y = bn1->forward_silu(conv_dw->forward(x));
   if (se) y = se->forward(y);
   y = bn2->forward(conv_pw->forward(y));
-  return has_skip_ ? add(drop_path->forward(y), x) : y;
+  return has_skip_ ? drop_path->forward_add(y, x) : y;
 }
 
 InvertedResidual::InvertedResidual(const BlockOptions& o)
@@ -75,7 +75,7 @@ Tensor InvertedResidual::forward(const Tensor& x) {
   y = bn2->forward_silu(conv_dw->forward(y));
   if (se) y = se->forward(y);
   y = bn3->forward(conv_pwl->forward(y));
-  return has_skip_ ? add(drop_path->forward(y), x) : y;
+  return has_skip_ ? drop_path->forward_add(y, x) : y;
 }
 
 }  // namespace effnet

@@ -16,6 +16,7 @@
 #   BENCH_VARIANTS   PyTorch's variants for every case (default on CUDA: eager fp32, eager AMP bf16
 #                    channels-last and, for B4 only, torch.compile of the latter; on the CPU: eager fp32)
 #   BENCH_EXTRA_CASE "MODEL SIZE BATCH": a third CUDA row against PyTorch's AMP (a large batch, say)
+#   BENCH_DROP_PATH  stochastic depth rate of the last block, both frameworks (default 0, timm's default)
 # Both frameworks choose convolution algorithms by timing them (cudnn.benchmark; EFFNET_CUDNN_BENCHMARK=1).
 # A ratio column compares each effnet precision with PyTorch's variant of the same precision.
 set -euo pipefail
@@ -25,6 +26,7 @@ device=$2
 python=${PYTHON:-python3}
 steps=${STEPS:-10}
 precisions=${BENCH_PRECISIONS:-fp32}
+drop_path=${BENCH_DROP_PATH:-0}
 threads=$(nproc)
 export OMP_NUM_THREADS=$threads
 export EFFNET_CUDNN_BENCHMARK=1
@@ -45,7 +47,7 @@ cell() { echo -n "$(images_per_s "$1")"; [[ -n $(memory "$1") ]] && echo -n " ($
 # The PyTorch variant an effnet precision is compared with.
 peer() { case ${1%%+*} in fp32) echo eager_fp32 ;; bf16) echo eager_bf16_cl ;; esac; }  # none for tf32, fp16
 
-echo "Machine: $machine; $(date -u +%Y-%m-%d); $steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP)"
+echo "Machine: $machine; $(date -u +%Y-%m-%d); $steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP), drop path $drop_path"
 echo "Cells: images/s (peak memory). Variants per row: $(for c in "${cases[@]}"; do echo -n "${c##* } "; done)"
 echo
 echo "| model | input | batch | effnet | PyTorch | effnet / PyTorch (same precision) |"
@@ -61,7 +63,7 @@ for c in "${cases[@]}"; do
     [[ $p == *+cl* ]] && flags+=(--channels-last)
     [[ $p == *+fused* ]] && flags+=(--fused)
     line=$("$bin/effnet_bench" --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
-             --device "$device" "${flags[@]}")
+             --device "$device" --drop-path "$drop_path" "${flags[@]}")
     echo "$line" >&2
     speed[effnet_$p]=$(images_per_s "$line")
     ours_cells+="$p $(cell "$line"); "
@@ -72,7 +74,7 @@ for c in "${cases[@]}"; do
     speed[$v]=$(images_per_s "$line")
     theirs_cells+="$v $(cell "$line"); "
   done < <("$python" scripts/bench_pytorch.py --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
-             --device "$device" --variants "$variants" --threads "$threads")
+             --device "$device" --drop-path "$drop_path" --variants "$variants" --threads "$threads")
   for p in ${precisions//,/ }; do
     v=$(peer "$p")
     [[ -n $v && -n ${speed[$v]:-} ]] && ratios+="$p: $(awk -v a="${speed[effnet_$p]}" -v b="${speed[$v]}" 'BEGIN { printf "%.2f", a / b }'); "

@@ -38,7 +38,7 @@ def optimizer_for(model):
 def bench(variant, args):
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = timm.create_model(args.model, num_classes=args.num_classes).to(device)
+    model = timm.create_model(args.model, num_classes=args.num_classes, drop_path_rate=args.drop_path).to(device)
     model.train(args.mode == "train")
     images = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
     targets = torch.ones(args.batch, dtype=torch.long, device=device)
@@ -103,6 +103,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
+    parser.add_argument("--drop-path", type=float, default=0.0, help="timm's drop_path_rate")
     parser.add_argument("--variants", default="eager_fp32")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = parser.parse_args()

@@ -69,6 +69,9 @@ struct Backend {
 
   void (*unary)(UnaryOp op, const Tensor& x, double alpha, const Tensor& out);
   void (*binary)(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+  // out = a + b c (addcmul), one pass; inputs broadcast like binary's. The product is rounded to the dtype
+  // before the sum and never fused into an FMA, so out has the bits of add(a, mul(b, c)).
+  void (*addcmul)(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out);
   // out has x's rank with size 1 on the reduced dims (keepdim form); contiguous; x's dtype, or float32 for a
   // float16 / bfloat16 x (the float32 result, not rounded: mean divides before it rounds).
   void (*reduce)(ReduceOp op, const Tensor& x, const Tensor& out);

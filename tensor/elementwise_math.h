@@ -130,6 +130,30 @@ struct ComputeType<BFloat16> {
 template <class T>
 using compute_t = typename ComputeType<T>::type;
 
+namespace math {
+
+// A product that is never contracted with a following addition into one fused multiply-add (nvcc contracts
+// by default; effnet's C++ is compiled with -ffp-contract=off).
+template <class C>  // float or double
+EFFNET_HOST_DEVICE inline C mul_rn(C a, C b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<C, float>) return __fmul_rn(a, b);
+  else return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+// addcmul's element a + b c, with the product rounded to T before the sum: the bits of add(a, mul(b, c)).
+template <class T>
+EFFNET_HOST_DEVICE inline T add_product(T a, T b, T c) {
+  using C = compute_t<T>;
+  const T product = static_cast<T>(mul_rn(static_cast<C>(b), static_cast<C>(c)));
+  return static_cast<T>(static_cast<C>(a) + static_cast<C>(product));
+}
+
+}  // namespace math
+
 // Calls f(T{}) for the dtypes the mixed-precision kernels take (elementwise math, reductions, convolution,
 // batch norm): float32, float64, float16 and bfloat16; throws naming `op` for int64.
 template <class F>

@@ -1,6 +1,7 @@
 // Elementwise ops and their gradients.
 //
 //   add: da = g,      db = g              mul: da = g b,           db = g a
+//   addcmul a + b c: da = g,  db = g c,  dc = g b
 //   sub: da = g,      db = -g             div: da = g / b,         db = -g out / b
 //   pow: da = g b a^(b-1),                db = g out ln(a)
 //   exp: g out        log: g / x          sqrt: g / (2 out)        rsqrt: -g out^3 / 2
@@ -75,6 +76,25 @@ Tensor mul(const Tensor& a, const Tensor& b) {
                     b = need_a ? b.detach() : Tensor()](Grads&& g) {
                      return Grads{b.defined() ? sum_to(mul(g[0], b), a_shape) : Tensor(),
                                   a.defined() ? sum_to(mul(g[0], a), b_shape) : Tensor()};
+                   });
+  return out;
+}
+
+Tensor addcmul(const Tensor& a, const Tensor& b, const Tensor& c) {
+  check_same_device_dtype("addcmul", {a, b, c});
+  check_floating("addcmul", a);
+  const Shape shape = broadcast_shapes("addcmul", broadcast_shapes("addcmul", a.shape(), b.shape()), c.shape());
+  const Tensor& full = a.shape() == shape ? a : b.shape() == shape ? b : c;
+  Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()), full.suggest_memory_format());
+  backend(a.device(), "addcmul")
+      .addcmul(a.detach().expand(shape), b.detach().expand(shape), c.detach().expand(shape), out);
+  // As mul: b and c are each kept only for the other's gradient.
+  const bool need_b = b.requires_grad(), need_c = c.requires_grad();
+  autograd::record("addcmul", {a, b, c}, {out},
+                   [a_shape = a.shape(), b_shape = b.shape(), c_shape = c.shape(), b = need_c ? b.detach() : Tensor(),
+                    c = need_b ? c.detach() : Tensor()](Grads&& g) {
+                     return Grads{sum_to(g[0], a_shape), c.defined() ? sum_to(mul(g[0], c), b_shape) : Tensor(),
+                                  b.defined() ? sum_to(mul(g[0], b), c_shape) : Tensor()};
                    });
   return out;
 }

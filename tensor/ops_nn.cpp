@@ -3,8 +3,9 @@
 //   conv:  dx = conv_transpose(dy, w)    dw = correlate(x, dy)    db = sum_{N,P,Q} dy
 //   batch norm (training), xhat = (x - mean) invstd, M = N H W per channel:
 //          dbeta = sum dy,   dgamma = sum dy xhat,   dx = gamma invstd / M (M dy - dbeta - xhat dgamma)
-//   batch norm (eval) is x * scale + shift with scale = gamma / sqrt(running_var + eps), built of ops,
-//          so autograd differentiates it.
+//   batch norm (eval) is addcmul(shift, x, scale) = x * scale + shift in one pass over x, with
+//          scale = gamma / sqrt(running_var + eps) and shift = beta - running_mean scale built of ops, so
+//          autograd differentiates it.
 //   batch norm + SiLU (training): y = silu(z), z the batch norm's output; one kernel and one node that
 //          keeps x (not z) and recomputes z in the backward: dz = silu'(z) dy, then the batch norm's backward.
 //          In eval mode without gradients it is one kernel too (silu(x scale + shift)); with gradients, the
@@ -154,7 +155,7 @@ Tensor batch_norm_with(const Tensor& x, const Tensor& gamma, const Tensor& beta,
       backend(x.device(), op).batch_norm_eval(xc, scale.detach().contiguous(), shift.detach().contiguous(), act, y);
       return y;
     }
-    const Tensor z = add(mul(x, scale.to(x.dtype()).view({1, c, 1, 1})), shift.to(x.dtype()).view({1, c, 1, 1}));
+    const Tensor z = addcmul(shift.to(x.dtype()).view({1, c, 1, 1}), x, scale.to(x.dtype()).view({1, c, 1, 1}));
     return act == Activation::Silu ? silu(z) : z;
   }
   const int64_t m = c > 0 ? x.numel() / c : 0;

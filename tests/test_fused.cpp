@@ -5,7 +5,7 @@
 // saved statistics, so its gradients equal the pair's to rounding, and it keeps one activation less. Its
 // float64 gradient checks and fp32 CPU<->CUDA parity are op cases (tests/op_cases.cpp); on CUDA the 16-bit
 // fused kernels are the unfused ones bit for bit, and the float32 ones (effnet's, not cuDNN's) match cuDNN's
-// pair.
+// pair. addcmul (a residual plus the drop-path-scaled branch in one pass) is add(a, mul(b, c)) bit for bit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "layers/dropout.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/vector_math.h"
 #include "tensor/nn.h"
@@ -251,6 +252,126 @@ TEST(FusedChannelGate, MatchesMul) {
   EXPECT_NE(error.find("should be [2, 3, 1, 1]"), std::string::npos) << error;
 }
 
+// addcmul(a, b, c) and add(a, mul(b, c)) on `device`: outputs and gradients, as float64 vectors. The operands
+// are drawn in float64 over several binades (not so many that float16 sums overflow) and then cast, so that
+// products round differently in every dtype. b is [3, 5, 6, 7]; a and c have the shapes of `shapes`.
+struct Addcmul {
+  std::vector<double> out, grad_a, grad_b, grad_c;
+};
+struct Broadcast {
+  const char* name;
+  Shape a, c;
+};
+// Every path of the CPU loop: a and c contiguous or one value per run, and both strided.
+const Broadcast kBroadcasts[] = {
+    {"drop path", {3, 5, 6, 7}, {3, 1, 1, 1}},
+    {"all full", {3, 5, 6, 7}, {3, 5, 6, 7}},
+    {"batch norm", {1, 5, 1, 1}, {1, 5, 1, 1}},
+    {"a per sample", {3, 1, 1, 1}, {3, 5, 6, 7}},
+    {"a per column", {7}, {5, 6, 1}},
+};
+Addcmul run_addcmul(bool fused, const Device& device, DType dtype, MemoryFormat format, const Broadcast& shapes) {
+  manual_seed(5);
+  const Shape shape{3, 5, 6, 7};
+  auto operand = [&](const Shape& s) {
+    Tensor t = mul(randn(s, kFloat64), exp(randn(s, kFloat64))).to(dtype).to(device);
+    return (s.size() == 4 ? t.contiguous(format) : t).requires_grad_();
+  };
+  const Tensor a = operand(shapes.a), b = operand(shape), c = operand(shapes.c);
+  const Tensor upstream = operand(shape).detach();
+  const Tensor out = fused ? addcmul(a, b, c) : add(a, mul(b, c));
+  EXPECT_EQ(out.suggest_memory_format(), format);
+  sum(mul(out, upstream)).backward();
+  return {out.to_vector(), a.grad().to_vector(), b.grad().to_vector(), c.grad().to_vector()};
+}
+
+TEST(FusedAddcmul, IsAddOfMulBitForBit) {
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16, kFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      for (const Broadcast& shapes : kBroadcasts) {
+        SCOPED_TRACE(name_of(dtype, format) + ", " + shapes.name);
+        const Addcmul fused = run_addcmul(true, Device::cpu(), dtype, format, shapes);
+        const Addcmul pair = run_addcmul(false, Device::cpu(), dtype, format, shapes);
+        EXPECT_EQ(differing(fused.out, pair.out), 0u);
+        EXPECT_EQ(differing(fused.grad_a, pair.grad_a), 0u);
+        EXPECT_EQ(differing(fused.grad_b, pair.grad_b), 0u);
+        EXPECT_EQ(differing(fused.grad_c, pair.grad_c), 0u);
+      }
+    }
+  }
+  // Three broadcast shapes; a dtype mismatch names the op.
+  const Tensor out = addcmul(ones({4}), full({3, 1}, 2.0), full({2, 1, 1}, 3.0));
+  EXPECT_EQ(out.shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(out.to_vector(), std::vector<double>(24, 7.0));
+  const std::string error = test::error_of([] { addcmul(ones({2}), ones({2}), ones({2}, kFloat64)); });
+  EXPECT_NE(error.find("addcmul"), std::string::npos) << error;
+}
+
+// The residual connection: the same random masks, bits and gradients as drop path's mul and then add, in
+// training and eval mode.
+TEST(FusedAddcmul, DropPathForwardAddIsTheTwoOps) {
+  DropPath drop_path(0.5);
+  for (bool training : {true, false}) {
+    SCOPED_TRACE(training ? "train" : "eval");
+    drop_path.train(training);
+    std::vector<double> outputs[2], grads_x[2], grads_shortcut[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      manual_seed(8);
+      const Tensor x = randn({16, 3, 4, 5}).requires_grad_();
+      const Tensor shortcut = randn({16, 3, 4, 5}).requires_grad_();
+      const Tensor upstream = randn({16, 3, 4, 5});
+      manual_seed(9);
+      const Tensor y = fused ? drop_path.forward_add(x, shortcut) : add(drop_path.forward(x), shortcut);
+      sum(mul(y, upstream)).backward();
+      outputs[fused] = y.to_vector();
+      grads_x[fused] = x.grad().to_vector();
+      grads_shortcut[fused] = shortcut.grad().to_vector();
+    }
+    EXPECT_EQ(outputs[1], outputs[0]);
+    EXPECT_EQ(grads_x[1], grads_x[0]);
+    EXPECT_EQ(grads_shortcut[1], grads_shortcut[0]);
+    // Training drops some samples' branch (their x gradient is 0) and keeps others'.
+    const auto zeros = std::count(grads_x[1].begin(), grads_x[1].end(), 0.0);
+    EXPECT_EQ(zeros > 0 && zeros < 16 * 60, training) << zeros;
+  }
+}
+
+// Eval-mode batch norm is x scale + shift as one addcmul: the bits and gradients of the multiply and add it
+// was built of before.
+TEST(FusedAddcmul, BatchNormEvalIsTheMultiplyAndAdd) {
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      SCOPED_TRACE(name_of(dtype, format));
+      const DType param_dtype = is_16bit(dtype) ? kFloat32 : dtype;
+      std::vector<double> outputs[2], grads_x[2], grads_gamma[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        manual_seed(4);
+        const Tensor x = mul(randn({3, 6, 5, 7}), 3.0).to(dtype).contiguous(format).requires_grad_();
+        const Tensor gamma = randn({6}).to(param_dtype).requires_grad_();
+        const Tensor beta = randn({6}).to(param_dtype).requires_grad_();
+        const Tensor running_mean = randn({6}).to(param_dtype), running_var = rand({6}).to(param_dtype);
+        const Tensor upstream = randn({3, 6, 5, 7}).to(dtype);
+        Tensor y;
+        if (fused) {
+          y = batch_norm(x, gamma, beta, running_mean, running_var, false, 0.1, 1e-5);
+        } else {
+          const Tensor scale = mul(gamma, rsqrt(add(running_var, 1e-5)));
+          const Tensor shift = sub(beta, mul(running_mean, scale));
+          y = add(mul(x, scale.to(dtype).view({1, 6, 1, 1})), shift.to(dtype).view({1, 6, 1, 1}));
+        }
+        EXPECT_EQ(y.suggest_memory_format(), format);
+        sum(mul(y, upstream)).backward();
+        outputs[fused] = y.to_vector();
+        grads_x[fused] = x.grad().to_vector();
+        grads_gamma[fused] = gamma.grad().to_vector();
+      }
+      EXPECT_EQ(differing(outputs[1], outputs[0]), 0u);
+      EXPECT_EQ(differing(grads_x[1], grads_x[0]), 0u);
+      EXPECT_EQ(differing(grads_gamma[1], grads_gamma[0]), 0u);
+    }
+  }
+}
+
 // peak CPU bytes of one reduced-B0 training step
 StepResult cpu_step_with_peak(bool fused, size_t& peak) {
   EfficientNetOptions options = reduced_b0();
@@ -352,6 +473,27 @@ TEST(FusedChannelGateCuda, MatchesTheCpu) {
         // for 16-bit, the two sums round to neighbouring values now and then (an ulp is 2^-7 of one
         // element, far less of the norm).
         EXPECT_LT(relative_error(gpu.grad_gate, cpu.grad_gate), dtype == kFloat32 ? 1e-5 : 0x1p-8);
+      }
+    }
+  }
+}
+
+// nvcc would contract a float32 or float64 a + b c into an FMA unless told not to; the GPU's 16-bit products
+// round as the CPU's.
+TEST(FusedAddcmulCuda, IsAddOfMulBitForBitAndTheCpus) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16, kFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      for (const Broadcast& shapes : kBroadcasts) {
+        SCOPED_TRACE(name_of(dtype, format) + ", " + shapes.name);
+        const Addcmul fused = run_addcmul(true, Device::cuda(0), dtype, format, shapes);
+        const Addcmul pair = run_addcmul(false, Device::cuda(0), dtype, format, shapes);
+        const Addcmul cpu = run_addcmul(true, Device::cpu(), dtype, format, shapes);
+        EXPECT_EQ(differing(fused.out, pair.out), 0u);
+        EXPECT_EQ(differing(fused.out, cpu.out), 0u);
+        EXPECT_EQ(differing(fused.grad_a, pair.grad_a), 0u);
+        EXPECT_EQ(differing(fused.grad_b, pair.grad_b), 0u);
+        EXPECT_EQ(differing(fused.grad_c, pair.grad_c), 0u);
       }
     }
   }

@@ -54,6 +54,7 @@ const Backend& cpu_backend() {
       .random = cpu::random,
       .unary = cpu::unary,
       .binary = cpu::binary,
+      .addcmul = cpu::addcmul,
       .reduce = cpu::reduce,
       .argmax = cpu::argmax,
       .softmax = cpu::softmax,

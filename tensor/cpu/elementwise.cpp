@@ -1,6 +1,8 @@
-// CPU elementwise kernels: fill, copy/cast, Philox random fills, unary and binary math. The scalar math
+// CPU elementwise kernels: fill, copy/cast, Philox random fills, unary and binary math, addcmul. The scalar math
 // is in tensor/elementwise_math.h, shared with the CUDA kernels; float16 and bfloat16 elements are computed
 // in float32 and rounded once (compute_t).
+#include <type_traits>
+
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/elementwise_math.h"
@@ -106,6 +108,33 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
           }
         }
       });
+    });
+  });
+}
+
+void addcmul(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out) {
+  with_computable_type(a.dtype(), "addcmul", [&](auto tag) {
+    using T = decltype(tag);
+    for_each_run<4>({&out, &a, &b, &c}, [](auto p, auto s, int64_t n) {
+      T* o = reinterpret_cast<T*>(p[0]);
+      const T* x = reinterpret_cast<const T*>(p[1]);
+      const T* y = reinterpret_cast<const T*>(p[2]);
+      const T* z = reinterpret_cast<const T*>(p[3]);
+      // Runs where a and c are contiguous or one broadcast value (a residual with its drop-path scale, batch
+      // norm's shift and scale) get their strides as constants, so that the loop vectorizes.
+      auto unit_run = [&](auto a_step, auto c_step) {
+        for (int64_t i = 0; i < n; ++i) o[i] = math::add_product(x[i * a_step], y[i], z[i * c_step]);
+      };
+      using Zero = std::integral_constant<int64_t, 0>;
+      using One = std::integral_constant<int64_t, 1>;
+      if (s[0] == 1 && s[2] == 1 && s[1] <= 1 && s[3] <= 1) {
+        if (s[1] == 1 && s[3] == 1) unit_run(One{}, One{});
+        else if (s[1] == 1) unit_run(One{}, Zero{});
+        else if (s[3] == 1) unit_run(Zero{}, One{});
+        else unit_run(Zero{}, Zero{});
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i * s[0]] = math::add_product(x[i * s[1]], y[i * s[2]], z[i * s[3]]);
+      }
     });
   });
 }

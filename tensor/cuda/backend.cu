@@ -17,6 +17,7 @@ const Backend& cuda_backend() {
       .random = cuda::random,
       .unary = cuda::unary,
       .binary = cuda::binary,
+      .addcmul = cuda::addcmul,
       .reduce = cuda::reduce,
       .argmax = cuda::argmax,
       .softmax = cuda::softmax,

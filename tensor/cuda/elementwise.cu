@@ -1,4 +1,4 @@
-// Elementwise kernels: fill, copy (with a cast), Philox random fills, unary and binary ops. The scalar math
+// Elementwise kernels: fill, copy (with a cast), Philox random fills, unary and binary ops, addcmul. The scalar math
 // is tensor/elementwise_math.h, shared with the CPU; each (op, type) pair is its own kernel. float16 and
 // bfloat16 elements are computed in float32 and rounded once on store, as on the CPU.
 //
@@ -163,6 +163,17 @@ struct BinaryFn {
   }
 };
 
+template <class T>
+struct AddcmulFn {
+  T* out;
+  const T* a;
+  const T* b;
+  const T* c;
+  __device__ void operator()(const int64_t* off) const {
+    out[off[0]] = math::add_product(a[off[1]], b[off[2]], c[off[3]]);
+  }
+};
+
 template <class T, RandomKind kKind>
 __global__ void __launch_bounds__(kThreads)
     random_kernel(T* out, int64_t n, double a, double b, uint64_t seed, uint64_t offset) {
@@ -245,6 +256,17 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
                                static_cast<const T*>(b.data_ptr())};
       launch<3>({&out, &a, &b}, f);
     });
+  });
+}
+
+void addcmul(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out) {
+  EFFNET_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype() && c.dtype() == out.dtype(),
+               "cuda addcmul: dtypes differ: ", a.str(), ", ", b.str(), ", ", c.str(), " -> ", out.str());
+  with_computable_type(out.dtype(), "cuda addcmul", [&](auto zero) {
+    using T = decltype(zero);
+    const AddcmulFn<T> f{static_cast<T*>(out.data_ptr()), static_cast<const T*>(a.data_ptr()),
+                         static_cast<const T*>(b.data_ptr()), static_cast<const T*>(c.data_ptr())};
+    launch<4>({&out, &a, &b, &c}, f);
   });
 }
 

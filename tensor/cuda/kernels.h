@@ -16,6 +16,7 @@ void copy(const Tensor& dst, const Tensor& src);
 void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset);
 void unary(UnaryOp op, const Tensor& x, double alpha, const Tensor& out);
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+void addcmul(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out);
 
 // reduce.cu
 void reduce(ReduceOp op, const Tensor& x, const Tensor& out);

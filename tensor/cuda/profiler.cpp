@@ -150,6 +150,7 @@ const Backend& profiled_backend() {
     wrap<&Backend::random>(b, "random");
     wrap<&Backend::unary>(b, "unary");
     wrap<&Backend::binary>(b, "binary");
+    wrap<&Backend::addcmul>(b, "addcmul");
     wrap<&Backend::reduce>(b, "reduce");
     wrap<&Backend::argmax>(b, "argmax");
     wrap<&Backend::softmax>(b, "softmax");
