@@ -39,7 +39,11 @@ int64_t Conv2d::output_size(int64_t input) const {
   return conv_output_size(input, o.kernel, o.stride, pad, o.dilation);
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
+Tensor Conv2d::forward(const Tensor& x) { return convolve(x, Tensor()); }
+
+Tensor Conv2d::forward_gated(const Tensor& x, const Tensor& gate) { return convolve(x, gate); }
+
+Tensor Conv2d::convolve(const Tensor& x, const Tensor& gate) {
   const Conv2dOptions& o = options_;
   EFFNET_CHECK(x.dim() == 4 && x.size(1) == o.in_channels, "Conv2d(", o.in_channels, " -> ", o.out_channels,
                ", kernel ", o.kernel, "): expected an input [N, ", o.in_channels, ", H, W], got ", x.str());
@@ -47,19 +51,22 @@ Tensor Conv2d::forward(const Tensor& x) {
   g.stride_h = g.stride_w = o.stride;
   g.dilation_h = g.dilation_w = o.dilation;
   g.groups = o.groups;
+  // Padding before the gate is the same as after it: padded zeros stay zero.
+  auto run = [&](const Tensor& input) {
+    return gate.defined() ? channel_gate_conv2d(input, gate, weight, bias, g) : conv2d(input, weight, bias, g);
+  };
   if (o.padding == Padding::Symmetric) {
     g.pad_h = g.pad_w = o.explicit_padding >= 0 ? o.explicit_padding : ((o.stride - 1) + o.dilation * (o.kernel - 1)) / 2;
-    return conv2d(x, weight, bias, g);
+    return run(x);
   }
   const int64_t total_h = same_padding_total(x.size(2), o.kernel, o.stride, o.dilation);
   const int64_t total_w = same_padding_total(x.size(3), o.kernel, o.stride, o.dilation);
   if (total_h % 2 == 0 && total_w % 2 == 0) {  // symmetric after all: cuDNN pads for free
     g.pad_h = total_h / 2;
     g.pad_w = total_w / 2;
-    return conv2d(x, weight, bias, g);
+    return run(x);
   }
-  const Tensor padded = pad2d(x, total_h / 2, total_h - total_h / 2, total_w / 2, total_w - total_w / 2);
-  return conv2d(padded, weight, bias, g);
+  return run(pad2d(x, total_h / 2, total_h - total_h / 2, total_w / 2, total_w - total_w / 2));
 }
 
 }  // namespace effnet

@@ -36,6 +36,9 @@ class Conv2d : public Module {
  public:
   explicit Conv2d(const Conv2dOptions& options);
   Tensor forward(const Tensor& x) override;
+  // forward(x * gate) with a per-channel gate [N, C, 1, 1] (squeeze-excite's), as tensor/nn.h's
+  // channel_gate_conv2d: the product is not kept for the backward.
+  Tensor forward_gated(const Tensor& x, const Tensor& gate);
 
   const Conv2dOptions& options() const { return options_; }
   // The output size of a spatial dim of `input` (same rule in both directions: the kernel is square).
@@ -43,6 +46,8 @@ class Conv2d : public Module {
   Tensor weight, bias;  // bias undefined when options().bias is false
 
  private:
+  Tensor convolve(const Tensor& x, const Tensor& gate);  // gate undefined: no gate
+
   Conv2dOptions options_;
 };
 

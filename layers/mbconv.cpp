@@ -32,10 +32,17 @@ std::shared_ptr<SqueezeExcite> squeeze_excite(const BlockOptions& o, int64_t cha
   return std::make_shared<SqueezeExcite>(channels, reduced, o.fused);
 }
 
+// Squeeze-excite (when the block has it), then the 1x1 projection. Fused, the gate goes into the projection
+// with x, and the gated activation is not kept for the backward.
+Tensor excite_and_project(const std::shared_ptr<SqueezeExcite>& se, Conv2d& project, const Tensor& x, bool fused) {
+  if (!se) return project.forward(x);
+  return fused ? project.forward_gated(x, se->gate(x)) : project.forward(se->forward(x));
+}
+
 }  // namespace
 
 DepthwiseSeparable::DepthwiseSeparable(const BlockOptions& o)
-    : has_skip_(o.stride == 1 && o.in_channels == o.out_channels) {
+    : has_skip_(o.stride == 1 && o.in_channels == o.out_channels), fused_(o.fused) {
   check("DepthwiseSeparable", o);
   conv_dw = register_module("conv_dw", conv(o, o.in_channels, o.in_channels, o.kernel, o.stride, o.in_channels));
   bn1 = register_module("bn1", bn(o, o.in_channels));
@@ -49,13 +56,12 @@ DepthwiseSeparable::DepthwiseSeparable(const BlockOptions& o)
 
 Tensor DepthwiseSeparable::forward(const Tensor& x) {
   Tensor y = bn1->forward_silu(conv_dw->forward(x));
-  if (se) y = se->forward(y);
-  y = bn2->forward(conv_pw->forward(y));
+  y = bn2->forward(excite_and_project(se, *conv_pw, y, fused_));
   return has_skip_ ? drop_path->forward_add(y, x) : y;
 }
 
 InvertedResidual::InvertedResidual(const BlockOptions& o)
-    : has_skip_(o.stride == 1 && o.in_channels == o.out_channels) {
+    : has_skip_(o.stride == 1 && o.in_channels == o.out_channels), fused_(o.fused) {
   check("InvertedResidual", o);
   const int64_t mid = o.in_channels * o.expand_ratio;
   conv_pw = register_module("conv_pw", conv(o, o.in_channels, mid, 1, 1, 1));
@@ -73,8 +79,7 @@ InvertedResidual::InvertedResidual(const BlockOptions& o)
 Tensor InvertedResidual::forward(const Tensor& x) {
   Tensor y = bn1->forward_silu(conv_pw->forward(x));
   y = bn2->forward_silu(conv_dw->forward(y));
-  if (se) y = se->forward(y);
-  y = bn3->forward(conv_pwl->forward(y));
+  y = bn3->forward(excite_and_project(se, *conv_pwl, y, fused_));
   return has_skip_ ? drop_path->forward_add(y, x) : y;
 }
 

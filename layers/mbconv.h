@@ -29,7 +29,8 @@ struct BlockOptions {
   Padding padding = Padding::Symmetric;
   double bn_eps = 1e-5;
   double bn_momentum = 0.1;
-  bool fused = false;  // fused ops: batch norm + SiLU (BatchNorm2dOptions::fuse_silu), the SE gate
+  bool fused = false;  // fused ops: batch norm + SiLU (BatchNorm2dOptions::fuse_silu), the SE gate with the
+                       // projection convolution after it (Conv2d::forward_gated)
 };
 
 class DepthwiseSeparable : public Module {
@@ -44,7 +45,7 @@ class DepthwiseSeparable : public Module {
   std::shared_ptr<DropPath> drop_path;
 
  private:
-  bool has_skip_;
+  bool has_skip_, fused_;
 };
 
 class InvertedResidual : public Module {
@@ -59,7 +60,7 @@ class InvertedResidual : public Module {
   std::shared_ptr<DropPath> drop_path;
 
  private:
-  bool has_skip_;
+  bool has_skip_, fused_;
 };
 
 }  // namespace effnet

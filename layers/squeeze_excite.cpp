@@ -16,10 +16,11 @@ SqueezeExcite::SqueezeExcite(int64_t channels, int64_t reduced_channels, bool fu
   conv_expand = register_module("conv_expand", std::make_shared<Conv2d>(expand));
 }
 
-Tensor SqueezeExcite::forward(const Tensor& x) {
+Tensor SqueezeExcite::gate(const Tensor& x) {
   const Tensor squeezed = mean(x, {2, 3}, /*keepdim=*/true);
-  const Tensor gate = sigmoid(conv_expand->forward(silu(conv_reduce->forward(squeezed))));
-  return fused_ ? channel_gate(x, gate) : mul(x, gate);
+  return sigmoid(conv_expand->forward(silu(conv_reduce->forward(squeezed))));
 }
+
+Tensor SqueezeExcite::forward(const Tensor& x) { return fused_ ? channel_gate(x, gate(x)) : mul(x, gate(x)); }
 
 }  // namespace effnet

@@ -1,6 +1,6 @@
 // Neural-network ops that run as one fused kernel forward and one hand-written backward each (a single
 // tape node), on the CPU and on CUDA (cuDNN): convolution, batch normalization (alone or fused with the
-// SiLU after it), squeeze-excite's channel gate, plus zero padding.
+// SiLU after it), squeeze-excite's channel gate (alone or with the convolution after it), zero padding.
 // The modules of layers/ are built on these and on tensor/ops.h.
 #pragma once
 
@@ -42,5 +42,12 @@ Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
 // node whose backward computes grad_x and grad_gate = sum_{H,W} grad_y x in one pass (mul's sums the
 // product through a temporary of x's size). Equal to mul to rounding.
 Tensor channel_gate(const Tensor& x, const Tensor& gate);
+
+// conv2d(channel_gate(x, gate), w, bias, geometry) as one node that keeps x and the gate instead of their
+// product (squeeze-excite's output, which the block's projection convolution reads): the backward recomputes
+// the product for the weight's gradient, so a tensor of x's size less is held per block until the backward
+// reaches it. The same bits as channel_gate and then conv2d, forward and backward.
+Tensor channel_gate_conv2d(const Tensor& x, const Tensor& gate, const Tensor& w, const Tensor& bias,
+                           const Conv2dGeometry& geometry);
 
 }  // namespace effnet

@@ -11,6 +11,8 @@
 //          In eval mode without gradients it is one kernel too (silu(x scale + shift)); with gradients, the
 //          ops of the unfused pair.
 //   channel gate y = x gate (gate [N, C, 1, 1]):  dx = dy gate,  dgate = sum_{H,W} dy x, one kernel
+//   channel gate + convolution y = conv(x gate): the convolution's node keeps x and the gate, not their
+//          product, and recomputes it for dw; dx and dgate are the gate's backward of conv's input gradient.
 #include "tensor/nn.h"
 
 #include "autograd/grad_mode.h"
@@ -27,82 +29,138 @@ int64_t conv_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t 
 
 namespace {
 
-// The convolution's node: like FunctionNode, but it looks at its edges to skip unneeded gradients.
+// The convolution's node: like FunctionNode, but it looks at its edges to skip unneeded gradients. With a
+// gate it is channel_gate_conv2d's: the convolution's input is x gate, recomputed here for the weight's
+// gradient and freed before the input's, whose gradient goes back through the gate (edges x, gate, w, bias).
 class Conv2dBackward : public autograd::Node {
  public:
-  Conv2dBackward(Tensor x, Tensor w, bool has_bias, Conv2dGeometry g)
-      : x_(std::move(x)), w_(std::move(w)), has_bias_(has_bias), g_(g) {}
-  std::string name() const override { return "conv2d"; }
+  Conv2dBackward(Tensor x, Tensor gate, Tensor w, bool has_bias, Conv2dGeometry g)
+      : x_(std::move(x)), gate_(std::move(gate)), w_(std::move(w)), has_bias_(has_bias), g_(g) {}
+  std::string name() const override { return gate_.defined() ? "channel_gate_conv2d" : "conv2d"; }
   void release_saved() override {
     x_ = Tensor();
+    gate_ = Tensor();
     w_ = Tensor();
   }
 
   std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
-    EFFNET_CHECK(x_.defined(), "backward through conv2d a second time: its saved tensors were freed "
+    EFFNET_CHECK(x_.defined(), "backward through ", name(), " a second time: its saved tensors were freed "
                  "(pass retain_graph = true to the first backward)");
+    const bool gated = gate_.defined();
+    const size_t w_edge = gated ? 2 : 1;
     // Every operand of a kernel call in x's memory format (tensor/backend.h).
     const Tensor grad_y = grads[0].contiguous(x_.suggest_memory_format());
     const Backend& kernels = backend(grad_y.device(), "conv2d backward");
     std::vector<Tensor> out(next_edges.size());
-    if (next_edges[0].node) {
-      out[0] = empty_like(x_);
-      kernels.conv2d_backward_input(grad_y, w_, g_, out[0]);
-    }
-    if (next_edges[1].node) {
+    if (next_edges[w_edge].node) {
+      const Tensor input = gated ? mul(x_, gate_) : x_;
       const Tensor grad_w = empty(w_.shape(), TensorOptions(w_.dtype(), w_.device()), x_.suggest_memory_format());
-      kernels.conv2d_backward_weight(grad_y, x_, g_, grad_w);
-      out[1] = grad_w.contiguous();  // the weight itself is row-major (and so is what the optimizer reads)
+      kernels.conv2d_backward_weight(grad_y, input, g_, grad_w);
+      out[w_edge] = grad_w.contiguous();  // the weight itself is row-major (and so is what the optimizer reads)
     }
-    if (has_bias_ && next_edges[2].node) out[2] = sum(grad_y, {0, 2, 3});
+    if (has_bias_ && next_edges[w_edge + 1].node) out[w_edge + 1] = sum(grad_y, {0, 2, 3});
+    if (next_edges[0].node || (gated && next_edges[1].node)) {
+      Tensor grad_input = empty_like(x_);
+      kernels.conv2d_backward_input(grad_y, w_, g_, grad_input);
+      if (gated) {
+        out[0] = empty_like(x_);
+        out[1] = empty_like(gate_);
+        kernels.channel_gate_backward(grad_input, x_, gate_, out[0], out[1]);
+      } else {
+        out[0] = std::move(grad_input);
+      }
+    }
     return out;
   }
 
  private:
-  Tensor x_, w_;
+  Tensor x_, gate_, w_;
   bool has_bias_;
   Conv2dGeometry g_;
 };
+
+// The checks and the forward kernel of a convolution whose operands are already cast (autocast): y, and the
+// input and weight in the input's memory format, as the node keeps them.
+struct Conv2dForward {
+  Tensor y, xc, wc;
+};
+Conv2dForward run_conv2d(const char* op, const Tensor& x, const Tensor& w, const Tensor& bias,
+                         const Conv2dGeometry& g) {
+  std::vector<Tensor> operands{x, w};
+  if (bias.defined()) operands.push_back(bias);
+  check_same_device_dtype(op, operands);
+  check_floating(op, x);
+  EFFNET_CHECK(x.dim() == 4, op, ": expected an input [N, C, H, W], got ", x.str());
+  EFFNET_CHECK(w.dim() == 4, op, ": expected a weight [K, C / groups, R, S], got ", w.str());
+  EFFNET_CHECK(g.groups >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.dilation_h >= 1 && g.dilation_w >= 1 &&
+                   g.pad_h >= 0 && g.pad_w >= 0,
+               op, ": invalid geometry: stride ", g.stride_h, "x", g.stride_w, ", padding ", g.pad_h, "x", g.pad_w,
+               ", dilation ", g.dilation_h, "x", g.dilation_w, ", groups ", g.groups);
+  const int64_t k = w.size(0);
+  EFFNET_CHECK(x.size(1) == w.size(1) * g.groups, op, ": weight ", w.str(), " with groups ", g.groups, " expects ",
+               w.size(1) * g.groups, " input channels, but the input ", x.str(), " has ", x.size(1));
+  EFFNET_CHECK(k % g.groups == 0, op, ": ", k, " output channels (weight ", w.str(),
+               ") are not divisible by groups ", g.groups);
+  EFFNET_CHECK(!bias.defined() || bias.shape() == Shape{k}, op, ": bias ", bias.str(), " should be [", k, "]");
+  const int64_t p = conv_output_size(x.size(2), w.size(2), g.stride_h, g.pad_h, g.dilation_h);
+  const int64_t q = conv_output_size(x.size(3), w.size(3), g.stride_w, g.pad_w, g.dilation_w);
+  EFFNET_CHECK(p >= 1 && q >= 1, op, ": input ", x.str(), " is smaller than the dilated kernel of ", w.str(),
+               " with padding ", g.pad_h, "x", g.pad_w, " (output would be ", p, "x", q, ")");
+
+  // Channels-last input: the weight and the output follow it (the weight's copy is small).
+  const MemoryFormat format = x.suggest_memory_format();
+  Conv2dForward r{empty({x.size(0), k, p, q}, TensorOptions(x.dtype(), x.device()), format),
+                  x.detach().contiguous(format), w.detach().contiguous(format)};
+  backend(x.device(), op).conv2d(r.xc, r.wc, g, r.y);
+  if (bias.defined()) {
+    autograd::NoGradGuard no_grad;
+    r.y.add_(bias.detach().view({1, k, 1, 1}));
+  }
+  return r;
+}
+
+void check_gate(const char* op, const Tensor& x, const Tensor& gate) {
+  check_defined(op, x, "the input");
+  check_same_device_dtype(op, {x, gate});
+  check_floating(op, x);
+  EFFNET_CHECK(x.dim() == 4, op, ": expected an input [N, C, H, W], got ", x.str());
+  const Shape gate_shape{x.size(0), x.size(1), 1, 1};
+  EFFNET_CHECK(gate.shape() == gate_shape, op, ": the gate ", gate.str(), " should be ", shape_str(gate_shape),
+               " for the input ", x.str());
+}
 
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dGeometry& g) {
   // Under autocast (tensor/autocast.h) the operands are cast to its 16-bit dtype first, on the tape.
   const Tensor x = autocast(x_in), w = autocast(w_in), bias = autocast(bias_in);
+  Conv2dForward r = run_conv2d("conv2d", x, w, bias, g);
   std::vector<Tensor> operands{x, w};
   if (bias.defined()) operands.push_back(bias);
-  check_same_device_dtype("conv2d", operands);
-  check_floating("conv2d", x);
-  EFFNET_CHECK(x.dim() == 4, "conv2d: expected an input [N, C, H, W], got ", x.str());
-  EFFNET_CHECK(w.dim() == 4, "conv2d: expected a weight [K, C / groups, R, S], got ", w.str());
-  EFFNET_CHECK(g.groups >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.dilation_h >= 1 && g.dilation_w >= 1 &&
-                   g.pad_h >= 0 && g.pad_w >= 0,
-               "conv2d: invalid geometry: stride ", g.stride_h, "x", g.stride_w, ", padding ", g.pad_h, "x", g.pad_w,
-               ", dilation ", g.dilation_h, "x", g.dilation_w, ", groups ", g.groups);
-  const int64_t k = w.size(0);
-  EFFNET_CHECK(x.size(1) == w.size(1) * g.groups, "conv2d: weight ", w.str(), " with groups ", g.groups,
-               " expects ", w.size(1) * g.groups, " input channels, but the input ", x.str(), " has ", x.size(1));
-  EFFNET_CHECK(k % g.groups == 0, "conv2d: ", k, " output channels (weight ", w.str(),
-               ") are not divisible by groups ", g.groups);
-  EFFNET_CHECK(!bias.defined() || bias.shape() == Shape{k}, "conv2d: bias ", bias.str(), " should be [", k, "]");
-  const int64_t p = conv_output_size(x.size(2), w.size(2), g.stride_h, g.pad_h, g.dilation_h);
-  const int64_t q = conv_output_size(x.size(3), w.size(3), g.stride_w, g.pad_w, g.dilation_w);
-  EFFNET_CHECK(p >= 1 && q >= 1, "conv2d: input ", x.str(), " is smaller than the dilated kernel of ", w.str(),
-               " with padding ", g.pad_h, "x", g.pad_w, " (output would be ", p, "x", q, ")");
-
-  // Channels-last input: the weight and the output follow it (the weight's copy is small).
-  const MemoryFormat format = x.suggest_memory_format();
-  const Tensor xc = x.detach().contiguous(format), wc = w.detach().contiguous(format);
-  Tensor y = empty({x.size(0), k, p, q}, TensorOptions(x.dtype(), x.device()), format);
-  backend(x.device(), "conv2d").conv2d(xc, wc, g, y);
-  if (bias.defined()) {
-    autograd::NoGradGuard no_grad;
-    y.add_(bias.detach().view({1, k, 1, 1}));
-  }
   if (autograd::needs_grad(operands)) {
-    autograd::record_node(std::make_shared<Conv2dBackward>(xc, wc, bias.defined(), g), operands, {y});
+    autograd::record_node(std::make_shared<Conv2dBackward>(r.xc, Tensor(), r.wc, bias.defined(), g), operands,
+                          {r.y});
   }
-  return y;
+  return r.y;
+}
+
+Tensor channel_gate_conv2d(const Tensor& x_in, const Tensor& gate_in, const Tensor& w_in, const Tensor& bias_in,
+                           const Conv2dGeometry& g) {
+  const char* op = "channel_gate_conv2d";
+  const Tensor x = autocast(x_in), gate = autocast(gate_in), w = autocast(w_in), bias = autocast(bias_in);
+  check_gate(op, x, gate);
+  const Tensor xc = x.detach().contiguous(x.suggest_memory_format()), gc = gate.detach().contiguous();
+  Conv2dForward r;
+  {
+    autograd::NoGradGuard no_grad;
+    r = run_conv2d(op, mul(xc, gc), w, bias, g);  // the product lives only until the convolution has read it
+  }
+  std::vector<Tensor> operands{x, gate, w};
+  if (bias.defined()) operands.push_back(bias);
+  if (autograd::needs_grad(operands)) {
+    autograd::record_node(std::make_shared<Conv2dBackward>(xc, gc, r.wc, bias.defined(), g), operands, {r.y});
+  }
+  return r.y;
 }
 
 Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
@@ -195,13 +253,7 @@ Tensor batch_norm_silu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
 }
 
 Tensor channel_gate(const Tensor& x, const Tensor& gate) {
-  check_defined("channel_gate", x, "the input");
-  check_same_device_dtype("channel_gate", {x, gate});
-  check_floating("channel_gate", x);
-  EFFNET_CHECK(x.dim() == 4, "channel_gate: expected an input [N, C, H, W], got ", x.str());
-  const Shape gate_shape{x.size(0), x.size(1), 1, 1};
-  EFFNET_CHECK(gate.shape() == gate_shape, "channel_gate: the gate ", gate.str(), " should be ",
-               shape_str(gate_shape), " for the input ", x.str());
+  check_gate("channel_gate", x, gate);
   const Tensor xc = x.detach().contiguous(x.suggest_memory_format()), gc = gate.detach().contiguous();
   Tensor y;
   {

@@ -121,6 +121,10 @@ const std::vector<OpCase>& op_cases() {
        }},
       // squeeze-excite's channel gate (one backward kernel for both gradients), both layouts
       {"channel_gate", {{2, 3, 4, 5}, {2, 3, 1, 1}}, [](In x) { return channel_gate(x[0], x[1]); }},
+      {"channel_gate_conv2d_projection", {{2, 3, 4, 5}, {2, 3, 1, 1}, {4, 3, 1, 1}, {4}},
+       [](In x) { return channel_gate_conv2d(x[0], x[1], x[2], x[3], {}); }},
+      {"channel_gate_conv2d_channels_last_strided", {{2, 4, 5, 6}, {2, 4, 1, 1}, {6, 2, 3, 3}},
+       [](In x) { return channel_gate_conv2d(x[0].contiguous(kChannelsLast), x[1], x[2], Tensor(), padded(1, 2, 2)); }},
       {"channel_gate_channels_last", {{2, 3, 4, 5}, {2, 3, 1, 1}},
        [](In x) { return channel_gate(x[0].contiguous(kChannelsLast), x[1]); }},
       {"through_cpu", {{3, 4}}, [](In x) { return x[0].cpu().to(x[0].device()) * 1.5; }},

@@ -252,12 +252,69 @@ TEST(FusedChannelGate, MatchesMul) {
   EXPECT_NE(error.find("should be [2, 3, 1, 1]"), std::string::npos) << error;
 }
 
-// addcmul(a, b, c) and add(a, mul(b, c)) on `device`: outputs and gradients, as float64 vectors. The operands
+// channel_gate_conv2d against channel_gate then conv2d (a 1x1 projection with bias, as in a block, or a
+// padded 3x3 with stride 2 and groups): the output and the four gradients.
+using Results = std::vector<std::vector<double>>;  // an output, then the inputs' gradients
+
+// Each of `fused`'s results has the bits of `pair`'s.
+void expect_same_bits(const Results& fused, const Results& pair) {
+  ASSERT_EQ(fused.size(), pair.size());
+  for (size_t i = 0; i < fused.size(); ++i) EXPECT_EQ(differing(fused[i], pair[i]), 0u) << "result " << i;
+}
+
+Results run_gate_conv(bool fused, const Device& device, DType dtype, MemoryFormat format, bool projection) {
+  manual_seed(26);
+  const int64_t k = projection ? 6 : 4, r = projection ? 1 : 3, groups = projection ? 1 : 2;
+  Conv2dGeometry g;
+  g.pad_h = g.pad_w = projection ? 0 : 1;
+  g.stride_h = g.stride_w = projection ? 1 : 2;
+  g.groups = groups;
+  auto drawn = [&](const Tensor& t) { return t.to(dtype).to(device); };
+  const Tensor x = drawn(randn({3, 4, 9, 7})).contiguous(format).requires_grad_();
+  const Tensor gate = drawn(rand({3, 4, 1, 1})).requires_grad_();
+  const Tensor w = drawn(randn({k, 4 / groups, r, r})).requires_grad_();
+  const Tensor bias = drawn(randn({k})).requires_grad_();
+  const Tensor y = fused ? channel_gate_conv2d(x, gate, w, bias, g) : conv2d(channel_gate(x, gate), w, bias, g);
+  EXPECT_EQ(y.suggest_memory_format(), format);
+  sum(mul(y, drawn(randn(y.shape())))).backward();
+  return {y.to_vector(), x.grad().to_vector(), gate.grad().to_vector(), w.grad().to_vector(),
+          bias.grad().to_vector()};
+}
+
+TEST(FusedChannelGateConv, IsTheGateAndTheConvolutionBitForBit) {
+  for (DType dtype : {kFloat32, kFloat64, kBFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      for (bool projection : {true, false}) {
+        SCOPED_TRACE(name_of(dtype, format) + (projection ? ", 1x1 projection" : ", 3x3 stride 2 groups 2"));
+        expect_same_bits(run_gate_conv(true, Device::cpu(), dtype, format, projection),
+                         run_gate_conv(false, Device::cpu(), dtype, format, projection));
+      }
+    }
+  }
+  const std::string error = test::error_of(
+      [] { channel_gate_conv2d(randn({2, 3, 4, 5}), rand({2, 1, 1, 1}), randn({4, 3, 1, 1}), Tensor(), {}); });
+  EXPECT_NE(error.find("channel_gate_conv2d: the gate"), std::string::npos) << error;
+}
+
+TEST(FusedChannelGateConv, KeepsTheGatedActivationOutOfTheTape) {
+  manual_seed(27);
+  const Tensor x = randn({8, 32, 32, 32}).requires_grad_(), gate = rand({8, 32, 1, 1}).requires_grad_();
+  const Tensor w = randn({16, 32, 1, 1}).requires_grad_();
+  const int64_t activation_bytes = x.numel() * 4;
+  auto held_after_forward = [&](bool fused) {
+    const size_t before = cpu::memory_stats().allocated;
+    const Tensor y =
+        fused ? channel_gate_conv2d(x, gate, w, Tensor(), {}) : conv2d(channel_gate(x, gate), w, Tensor(), {});
+    return static_cast<int64_t>(cpu::memory_stats().allocated - before);
+  };
+  const int64_t fused = held_after_forward(true), pair = held_after_forward(false);
+  EXPECT_LT(fused, activation_bytes / 2 + activation_bytes / 8);  // the output (16 of 32 channels) only
+  EXPECT_GE(pair - fused, activation_bytes);                       // the pair keeps x gate as well
+}
+
+// addcmul(a, b, c) and add(a, mul(b, c)) on `device`: the output and the three gradients. The operands
 // are drawn in float64 over several binades (not so many that float16 sums overflow) and then cast, so that
 // products round differently in every dtype. b is [3, 5, 6, 7]; a and c have the shapes of `shapes`.
-struct Addcmul {
-  std::vector<double> out, grad_a, grad_b, grad_c;
-};
 struct Broadcast {
   const char* name;
   Shape a, c;
@@ -270,7 +327,7 @@ const Broadcast kBroadcasts[] = {
     {"a per sample", {3, 1, 1, 1}, {3, 5, 6, 7}},
     {"a per column", {7}, {5, 6, 1}},
 };
-Addcmul run_addcmul(bool fused, const Device& device, DType dtype, MemoryFormat format, const Broadcast& shapes) {
+Results run_addcmul(bool fused, const Device& device, DType dtype, MemoryFormat format, const Broadcast& shapes) {
   manual_seed(5);
   const Shape shape{3, 5, 6, 7};
   auto operand = [&](const Shape& s) {
@@ -290,12 +347,8 @@ TEST(FusedAddcmul, IsAddOfMulBitForBit) {
     for (MemoryFormat format : kFormats) {
       for (const Broadcast& shapes : kBroadcasts) {
         SCOPED_TRACE(name_of(dtype, format) + ", " + shapes.name);
-        const Addcmul fused = run_addcmul(true, Device::cpu(), dtype, format, shapes);
-        const Addcmul pair = run_addcmul(false, Device::cpu(), dtype, format, shapes);
-        EXPECT_EQ(differing(fused.out, pair.out), 0u);
-        EXPECT_EQ(differing(fused.grad_a, pair.grad_a), 0u);
-        EXPECT_EQ(differing(fused.grad_b, pair.grad_b), 0u);
-        EXPECT_EQ(differing(fused.grad_c, pair.grad_c), 0u);
+        expect_same_bits(run_addcmul(true, Device::cpu(), dtype, format, shapes),
+                         run_addcmul(false, Device::cpu(), dtype, format, shapes));
       }
     }
   }
@@ -486,14 +539,27 @@ TEST(FusedAddcmulCuda, IsAddOfMulBitForBitAndTheCpus) {
     for (MemoryFormat format : kFormats) {
       for (const Broadcast& shapes : kBroadcasts) {
         SCOPED_TRACE(name_of(dtype, format) + ", " + shapes.name);
-        const Addcmul fused = run_addcmul(true, Device::cuda(0), dtype, format, shapes);
-        const Addcmul pair = run_addcmul(false, Device::cuda(0), dtype, format, shapes);
-        const Addcmul cpu = run_addcmul(true, Device::cpu(), dtype, format, shapes);
-        EXPECT_EQ(differing(fused.out, pair.out), 0u);
-        EXPECT_EQ(differing(fused.out, cpu.out), 0u);
-        EXPECT_EQ(differing(fused.grad_a, pair.grad_a), 0u);
-        EXPECT_EQ(differing(fused.grad_b, pair.grad_b), 0u);
-        EXPECT_EQ(differing(fused.grad_c, pair.grad_c), 0u);
+        const Results fused = run_addcmul(true, Device::cuda(0), dtype, format, shapes);
+        expect_same_bits(fused, run_addcmul(false, Device::cuda(0), dtype, format, shapes));
+        EXPECT_EQ(differing(fused[0], run_addcmul(true, Device::cpu(), dtype, format, shapes)[0]), 0u);
+      }
+    }
+  }
+}
+
+// cuDNN may pick algorithms whose sums run in another order for the two calls, so the gradients match to
+// rounding; the forward is one convolution of the same product.
+TEST(FusedChannelGateConvCuda, IsTheGateAndTheConvolution) {
+  EFFNET_REQUIRE_CUDA_OR_SKIP();
+  for (DType dtype : {kFloat32, kBFloat16}) {
+    for (MemoryFormat format : kFormats) {
+      for (bool projection : {true, false}) {
+        SCOPED_TRACE(name_of(dtype, format) + (projection ? ", 1x1 projection" : ", 3x3 stride 2 groups 2"));
+        const Results fused = run_gate_conv(true, Device::cuda(0), dtype, format, projection);
+        const Results pair = run_gate_conv(false, Device::cuda(0), dtype, format, projection);
+        for (size_t i = 0; i < fused.size(); ++i) {
+          EXPECT_LT(relative_error(fused[i], pair[i]), dtype == kFloat32 ? 1e-5 : 0x1p-7) << "result " << i;
+        }
       }
     }
   }
