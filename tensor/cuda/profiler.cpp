@@ -66,9 +66,30 @@ const char* binary_name(BinaryOp op) {
   return names[static_cast<int>(op)];
 }
 
-// The entry's name, the op for the elementwise and reduction entries, and a fused activation.
+// A convolution entry's input and weight among its tensors: conv2d (x, w, y), conv2d_backward_input (grad_y,
+// w, grad_x), conv2d_backward_weight (grad_y, x, grad_w).
+std::string conv_label(const std::string& entry, const Conv2dGeometry& g, const std::vector<const Tensor*>& t) {
+  const bool backward_input = entry == "conv2d_backward_input", backward_weight = entry == "conv2d_backward_weight";
+  const Tensor& input = *t[backward_input ? 2 : backward_weight ? 1 : 0];
+  const Tensor& weight = *t[backward_weight ? 2 : 1];
+  return entry + " " + conv_kind(g, input.shape(), weight.shape());
+}
+
+// The entry's name, the op for the elementwise and reduction entries, a convolution's kind and a fused
+// activation.
 template <class... A>
 std::string label(const char* entry, const A&... args) {
+  if constexpr ((std::is_same_v<A, Conv2dGeometry> || ...)) {
+    const Conv2dGeometry* geometry = nullptr;
+    std::vector<const Tensor*> tensors;
+    auto collect = [&](const auto& arg) {
+      using Arg = std::decay_t<decltype(arg)>;
+      if constexpr (std::is_same_v<Arg, Conv2dGeometry>) geometry = &arg;
+      else if constexpr (std::is_same_v<Arg, Tensor>) tensors.push_back(&arg);
+    };
+    (collect(args), ...);
+    return conv_label(entry, *geometry, tensors);
+  }
   std::string out = entry;
   auto add_op = [&](const auto& first) {
     using First = std::decay_t<decltype(first)>;
@@ -135,6 +156,13 @@ void release_records() {
 }
 
 }  // namespace
+
+std::string conv_kind(const Conv2dGeometry& g, const Shape& input, const Shape& weight) {
+  const std::string size = std::to_string(weight[2]) + "x" + std::to_string(weight[3]);
+  if (g.groups > 1) return (weight[1] == 1 ? "depthwise " : "grouped ") + size;
+  if (size != "1x1") return size;
+  return input[2] * input[3] == 1 ? "1x1 squeeze-excite" : "1x1";
+}
 
 void set_profiling(bool on) { g_profiling.store(on, std::memory_order_relaxed); }
 
