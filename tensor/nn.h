@@ -46,7 +46,8 @@ Tensor channel_gate(const Tensor& x, const Tensor& gate);
 // conv2d(channel_gate(x, gate), w, bias, geometry) as one node that keeps x and the gate instead of their
 // product (squeeze-excite's output, which the block's projection convolution reads): the backward recomputes
 // the product for the weight's gradient, so a tensor of x's size less is held per block until the backward
-// reaches it. The same bits as channel_gate and then conv2d, forward and backward.
+// reaches it. The same bits as channel_gate and then conv2d, forward and backward. Under autocast, an x not
+// yet in the autocast dtype runs as that pair (whose convolution casts the product).
 Tensor channel_gate_conv2d(const Tensor& x, const Tensor& gate, const Tensor& w, const Tensor& bias,
                            const Conv2dGeometry& geometry);
 

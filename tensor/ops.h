@@ -41,7 +41,8 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& base, const Tensor& exponent);  // base > 0 where exponent is not an integer
 // a + b * c in one pass (PyTorch's addcmul with value 1; a residual plus a drop-path-scaled branch). The
-// product is rounded before the sum, so the result is add(a, mul(b, c))'s bits; gradients as theirs.
+// product is rounded before the sum, so the result is add(a, mul(b, c))'s bits; gradients as theirs. The
+// output takes the memory format of b (else a, else c) where it has the full shape.
 Tensor addcmul(const Tensor& a, const Tensor& b, const Tensor& c);
 Tensor add(const Tensor& a, double b);
 Tensor mul(const Tensor& a, double b);

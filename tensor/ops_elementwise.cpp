@@ -84,7 +84,8 @@ Tensor addcmul(const Tensor& a, const Tensor& b, const Tensor& c) {
   check_same_device_dtype("addcmul", {a, b, c});
   check_floating("addcmul", a);
   const Shape shape = broadcast_shapes("addcmul", broadcast_shapes("addcmul", a.shape(), b.shape()), c.shape());
-  const Tensor& full = a.shape() == shape ? a : b.shape() == shape ? b : c;
+  // The layout of b, the product's activation (as add(a, mul(b, c)) would give it), when it has the full shape.
+  const Tensor& full = b.shape() == shape ? b : a.shape() == shape ? a : c;
   Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()), full.suggest_memory_format());
   backend(a.device(), "addcmul")
       .addcmul(a.detach().expand(shape), b.detach().expand(shape), c.detach().expand(shape), out);

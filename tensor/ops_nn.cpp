@@ -35,8 +35,9 @@ namespace {
 class Conv2dBackward : public autograd::Node {
  public:
   Conv2dBackward(Tensor x, Tensor gate, Tensor w, bool has_bias, Conv2dGeometry g)
-      : x_(std::move(x)), gate_(std::move(gate)), w_(std::move(w)), has_bias_(has_bias), g_(g) {}
-  std::string name() const override { return gate_.defined() ? "channel_gate_conv2d" : "conv2d"; }
+      : x_(std::move(x)), gate_(std::move(gate)), w_(std::move(w)), gated_(gate_.defined()), has_bias_(has_bias),
+        g_(g) {}
+  std::string name() const override { return gated_ ? "channel_gate_conv2d" : "conv2d"; }
   void release_saved() override {
     x_ = Tensor();
     gate_ = Tensor();
@@ -46,23 +47,22 @@ class Conv2dBackward : public autograd::Node {
   std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
     EFFNET_CHECK(x_.defined(), "backward through ", name(), " a second time: its saved tensors were freed "
                  "(pass retain_graph = true to the first backward)");
-    const bool gated = gate_.defined();
-    const size_t w_edge = gated ? 2 : 1;
+    const size_t w_edge = gated_ ? 2 : 1;
     // Every operand of a kernel call in x's memory format (tensor/backend.h).
     const Tensor grad_y = grads[0].contiguous(x_.suggest_memory_format());
     const Backend& kernels = backend(grad_y.device(), "conv2d backward");
     std::vector<Tensor> out(next_edges.size());
     if (next_edges[w_edge].node) {
-      const Tensor input = gated ? mul(x_, gate_) : x_;
+      const Tensor input = gated_ ? mul(x_, gate_) : x_;
       const Tensor grad_w = empty(w_.shape(), TensorOptions(w_.dtype(), w_.device()), x_.suggest_memory_format());
       kernels.conv2d_backward_weight(grad_y, input, g_, grad_w);
       out[w_edge] = grad_w.contiguous();  // the weight itself is row-major (and so is what the optimizer reads)
     }
     if (has_bias_ && next_edges[w_edge + 1].node) out[w_edge + 1] = sum(grad_y, {0, 2, 3});
-    if (next_edges[0].node || (gated && next_edges[1].node)) {
+    if (next_edges[0].node || (gated_ && next_edges[1].node)) {
       Tensor grad_input = empty_like(x_);
       kernels.conv2d_backward_input(grad_y, w_, g_, grad_input);
-      if (gated) {
+      if (gated_) {  // (grad_x is computed even when only the gate needs its gradient: one kernel writes both)
         out[0] = empty_like(x_);
         out[1] = empty_like(gate_);
         kernels.channel_gate_backward(grad_input, x_, gate_, out[0], out[1]);
@@ -75,7 +75,7 @@ class Conv2dBackward : public autograd::Node {
 
  private:
   Tensor x_, gate_, w_;
-  bool has_bias_;
+  bool gated_, has_bias_;
   Conv2dGeometry g_;
 };
 
@@ -144,11 +144,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, con
   return r.y;
 }
 
-Tensor channel_gate_conv2d(const Tensor& x_in, const Tensor& gate_in, const Tensor& w_in, const Tensor& bias_in,
+Tensor channel_gate_conv2d(const Tensor& x, const Tensor& gate, const Tensor& w_in, const Tensor& bias_in,
                            const Conv2dGeometry& g) {
   const char* op = "channel_gate_conv2d";
-  const Tensor x = autocast(x_in), gate = autocast(gate_in), w = autocast(w_in), bias = autocast(bias_in);
   check_gate(op, x, gate);
+  // Under autocast the pair casts the product; the fused node keeps x and the gate in the convolution's dtype,
+  // so it runs only when they are in it already (as squeeze-excite's are after the first convolution).
+  const std::optional<DType> cast = autocast_dtype();
+  if (cast && x.dtype() != *cast) return conv2d(channel_gate(x, gate), w_in, bias_in, g);
+  const Tensor w = autocast(w_in), bias = autocast(bias_in);
   const Tensor xc = x.detach().contiguous(x.suggest_memory_format()), gc = gate.detach().contiguous();
   Conv2dForward r;
   {

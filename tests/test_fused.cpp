@@ -17,6 +17,7 @@
 
 #include "autograd/grad_mode.h"
 #include "layers/dropout.h"
+#include "tensor/autocast.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/vector_math.h"
 #include "tensor/nn.h"
@@ -296,6 +297,56 @@ TEST(FusedChannelGateConv, IsTheGateAndTheConvolutionBitForBit) {
   EXPECT_NE(error.find("channel_gate_conv2d: the gate"), std::string::npos) << error;
 }
 
+// Only some operands wanting a gradient; a second backward names the fused op.
+TEST(FusedChannelGateConv, ComputesTheWantedGradientsOnly) {
+  for (int wanted = 0; wanted < 3; ++wanted) {  // x, the gate, the weight
+    SCOPED_TRACE(wanted);
+    std::vector<double> grads[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      manual_seed(28);
+      Tensor operands[] = {randn({2, 4, 5, 6}), rand({2, 4, 1, 1}), randn({3, 4, 1, 1})};
+      operands[wanted].requires_grad_();
+      const auto& [x, gate, w] = operands;
+      const Tensor y =
+          fused ? channel_gate_conv2d(x, gate, w, Tensor(), {}) : conv2d(channel_gate(x, gate), w, Tensor(), {});
+      sum(mul(y, y)).backward();
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(operands[i].grad().defined(), i == wanted);
+      grads[fused] = operands[wanted].grad().to_vector();
+    }
+    EXPECT_EQ(differing(grads[1], grads[0]), 0u);
+  }
+  const Tensor x = randn({2, 4, 5, 6}).requires_grad_();
+  const Tensor y = channel_gate_conv2d(x, rand({2, 4, 1, 1}), randn({3, 4, 1, 1}), Tensor(), {});
+  y.backward(ones_like(y));
+  const std::string error = test::error_of([&] { y.backward(ones_like(y)); });
+  EXPECT_NE(error.find("backward through channel_gate_conv2d a second time"), std::string::npos) << error;
+}
+
+// Mixed precision: squeeze-excite's bfloat16 x and gate with float32 parameters (the fused node), and a float32
+// x, whose product the pair casts (run as the pair): the pair's bits either way.
+TEST(FusedChannelGateConv, UnderAutocastIsThePair) {
+  for (DType x_dtype : {kBFloat16, kFloat32}) {
+    SCOPED_TRACE(dtype_name(x_dtype));
+    Results results[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      manual_seed(29);
+      const Tensor x = randn({2, 4, 5, 6}).to(x_dtype).requires_grad_();
+      const Tensor gate = rand({2, 4, 1, 1}).to(x_dtype).requires_grad_();
+      const Tensor w = randn({3, 4, 1, 1}).requires_grad_(), bias = randn({3}).requires_grad_();
+      Tensor y;
+      {
+        AutocastGuard amp(kBFloat16);
+        y = fused ? channel_gate_conv2d(x, gate, w, bias, {}) : conv2d(channel_gate(x, gate), w, bias, {});
+      }
+      EXPECT_EQ(y.dtype(), kBFloat16);
+      sum(mul(y, randn(y.shape()).to(kBFloat16))).backward();
+      results[fused] = {y.to_vector(), x.grad().to_vector(), gate.grad().to_vector(), w.grad().to_vector(),
+                        bias.grad().to_vector()};
+    }
+    expect_same_bits(results[1], results[0]);
+  }
+}
+
 TEST(FusedChannelGateConv, KeepsTheGatedActivationOutOfTheTape) {
   manual_seed(27);
   const Tensor x = randn({8, 32, 32, 32}).requires_grad_(), gate = rand({8, 32, 1, 1}).requires_grad_();
@@ -352,6 +403,10 @@ TEST(FusedAddcmul, IsAddOfMulBitForBit) {
       }
     }
   }
+  // The layout follows b's, as add(a, mul(b, c))'s does.
+  const Tensor rows = randn({2, 3, 4, 5}), nhwc = randn({2, 3, 4, 5}).contiguous(MemoryFormat::ChannelsLast);
+  EXPECT_EQ(addcmul(rows, nhwc, ones({2, 1, 1, 1})).suggest_memory_format(), MemoryFormat::ChannelsLast);
+  EXPECT_EQ(addcmul(nhwc, rows, ones({2, 1, 1, 1})).suggest_memory_format(), MemoryFormat::Contiguous);
   // Three broadcast shapes; a dtype mismatch names the op.
   const Tensor out = addcmul(ones({4}), full({3, 1}, 2.0), full({2, 1, 1}, 3.0));
   EXPECT_EQ(out.shape(), (Shape{2, 3, 4}));
@@ -547,7 +602,7 @@ TEST(FusedAddcmulCuda, IsAddOfMulBitForBitAndTheCpus) {
   }
 }
 
-// cuDNN may pick algorithms whose sums run in another order for the two calls, so the gradients match to
+// cuDNN's backward algorithms may sum in another order on each call (atomics), so the gradients match to
 // rounding; the forward is one convolution of the same product.
 TEST(FusedChannelGateConvCuda, IsTheGateAndTheConvolution) {
   EFFNET_REQUIRE_CUDA_OR_SKIP();
@@ -557,7 +612,8 @@ TEST(FusedChannelGateConvCuda, IsTheGateAndTheConvolution) {
         SCOPED_TRACE(name_of(dtype, format) + (projection ? ", 1x1 projection" : ", 3x3 stride 2 groups 2"));
         const Results fused = run_gate_conv(true, Device::cuda(0), dtype, format, projection);
         const Results pair = run_gate_conv(false, Device::cuda(0), dtype, format, projection);
-        for (size_t i = 0; i < fused.size(); ++i) {
+        EXPECT_EQ(differing(fused[0], pair[0]), 0u);  // one convolution (cached algorithm) of the same product
+        for (size_t i = 1; i < fused.size(); ++i) {
           EXPECT_LT(relative_error(fused[i], pair[i]), dtype == kFloat32 ? 1e-5 : 0x1p-7) << "result " << i;
         }
       }
