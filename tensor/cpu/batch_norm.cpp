@@ -8,16 +8,19 @@
 // would make every addition wait for the previous one. The order is fixed, so results are deterministic.
 //
 // With Activation::Silu (the fused batch norm + SiLU) the normalizing pass applies silu to each value z as it
-// writes it, and the backward's sums pass computes dz = silu'(z) grad_y from z recomputed out of x and the
-// saved statistics, and leaves dz in grad_x's memory for the last pass to read back in place: no z tensor
-// is kept. float32 computes the sigmoid with vector_math.h's exponential and the last pass in float32, so
-// these loops run four lanes wide (about an ulp from the unfused ops); float64 computes the sigmoid exactly
-// as the unfused ops do.
+// writes it, and the backward computes dz = silu'(z) grad_y from z recomputed out of x and the saved
+// statistics into grad_x's memory, plane by plane, sums it while the plane is in cache, and the last pass
+// reads it back in place: no z tensor is kept. float32 computes the sigmoid with vector_math.h's exponential
+// and the last pass in float32, so these loops run in SIMD registers (about an ulp from the unfused ops);
+// float64 computes the sigmoid exactly as the unfused ops do. The elementwise passes (no sums) run in AVX2
+// where the CPU has it (tensor/cpu/isa.h); the sums stay in the baseline's vector width, so results do not
+// depend on the CPU.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 
 #include "tensor/cpu/adapt.h"
+#include "tensor/cpu/isa.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/cpu/vector_math.h"
@@ -33,19 +36,43 @@ inline T fused_sigmoid(T z) {
   else return math::sigmoid(z);
 }
 
-// One plane of hw values: dst = z or silu(z) with z = src scale + shift.
-template <class T>
-void normalize_plane(const T* src, T* dst, int64_t hw, T scale, T shift, Activation act) {
-  if (act == Activation::Silu) {
+// The elementwise loops over one plane of hw values, run through run_for_isa (AVX2 where the CPU has it).
+// dst = z or silu(z) with z = src scale + shift:
+struct NormalizePlane {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const T* src, T* dst, int64_t hw, T scale, T shift, Activation act) {
+    if (act == Activation::Silu) {
+#pragma omp simd
+      for (int64_t k = 0; k < hw; ++k) {
+        const T z = src[k] * scale + shift;
+        dst[k] = z * fused_sigmoid(z);
+      }
+    } else {
+      for (int64_t k = 0; k < hw; ++k) dst[k] = src[k] * scale + shift;
+    }
+  }
+};
+
+// the fused backward's dz = silu'(z) dy with z = x scale + shift recomputed, as BinaryOp::SiluGrad computes it;
+struct SiluGradPlane {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const T* x, const T* dy, T* dz, int64_t hw, T scale, T shift) {
 #pragma omp simd
     for (int64_t k = 0; k < hw; ++k) {
-      const T z = src[k] * scale + shift;
-      dst[k] = z * fused_sigmoid(z);
+      const T z = x[k] * scale + shift, s = fused_sigmoid(z);
+      dz[k] = dy[k] * s * (T(1) + z * (T(1) - s));
     }
-  } else {
-    for (int64_t k = 0; k < hw; ++k) dst[k] = src[k] * scale + shift;
   }
-}
+};
+
+// and, once the sums are known, grad_x = a (dz - b - (x - mean) d) in place of dz.
+struct BatchNormGradPlane {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const T* x, T* dz, int64_t hw, T a, T b, T mean, T d) {
+#pragma omp simd
+    for (int64_t k = 0; k < hw; ++k) dz[k] = a * (dz[k] - b - (x[k] - mean) * d);
+  }
+};
 
 }  // namespace
 
@@ -90,7 +117,7 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
       const double invstd = 1.0 / std::sqrt(var + eps);
       const T scale = static_cast<T>(g[ch] * invstd), shift = static_cast<T>(b[ch] - mu * g[ch] * invstd);
       for (int64_t i = 0; i < n; ++i) {
-        normalize_plane(in + (i * c + ch) * hw, out + (i * c + ch) * hw, hw, scale, shift, act);
+        run_for_isa<NormalizePlane>(in + (i * c + ch) * hw, out + (i * c + ch) * hw, hw, scale, shift, act);
       }
       rm[ch] = static_cast<T>((1 - momentum) * rm[ch] + momentum * mu);
       rv[ch] = static_cast<T>((1 - momentum) * rv[ch] + momentum * var * m / (m - 1));
@@ -131,13 +158,11 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
         const T scale = static_cast<T>(g[ch] * invstd), shift = static_cast<T>(b[ch] - mu * g[ch] * invstd);
         for (int64_t i = 0; i < n; ++i) {
           const int64_t base = (i * c + ch) * hw;
+          run_for_isa<SiluGradPlane>(in + base, gy + base, gx + base, hw, scale, shift);
 #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
           for (int64_t k = 0; k < hw; ++k) {
-            const T z = in[base + k] * scale + shift, s = fused_sigmoid(z);
-            const T dz = gy[base + k] * s * (T(1) + z * (T(1) - s));  // silu'(z) dy, as BinaryOp::SiluGrad
-            gx[base + k] = dz;
-            sum_dy += dz;
-            sum_dy_xhat += dz * (in[base + k] - mu) * invstd;
+            sum_dy += gx[base + k];
+            sum_dy_xhat += gx[base + k] * (in[base + k] - mu) * invstd;
           }
         }
       } else {
@@ -156,10 +181,7 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
         const T a = static_cast<T>(g[ch] * invstd), mean = static_cast<T>(mu);
         const T b_coef = static_cast<T>(sum_dy / m), d = static_cast<T>(invstd * sum_dy_xhat / m);
         for (int64_t i = 0; i < n; ++i) {
-          T* dz = gx + (i * c + ch) * hw;
-          const T* plane = in + (i * c + ch) * hw;
-#pragma omp simd
-          for (int64_t k = 0; k < hw; ++k) dz[k] = a * (dz[k] - b_coef - (plane[k] - mean) * d);
+          run_for_isa<BatchNormGradPlane>(in + (i * c + ch) * hw, gx + (i * c + ch) * hw, hw, a, b_coef, mean, d);
         }
         continue;
       }
@@ -192,7 +214,7 @@ void batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shift, 
     const T* sh = shift.data<T>();
 #pragma omp parallel for schedule(static) if (x.numel() > 2 * kChunk)
     for (int64_t p = 0; p < planes; ++p) {
-      normalize_plane(in + p * hw, out + p * hw, hw, sc[p % c], sh[p % c], act);
+      run_for_isa<NormalizePlane>(in + p * hw, out + p * hw, hw, sc[p % c], sh[p % c], act);
     }
   });
 }

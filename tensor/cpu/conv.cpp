@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "tensor/cpu/adapt.h"
+#include "tensor/cpu/isa.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/elementwise_math.h"
@@ -79,7 +80,7 @@ Span valid_span(int64_t offset, int64_t stride, int64_t size, int64_t count) {
 
 // y[i incy] += a x[i incx]; the unit-stride case has its own loop so that the compiler vectorizes it.
 template <class T>
-void axpy(int64_t n, T a, const T* x, int64_t incx, T* y, int64_t incy) {
+EFFNET_LOOP_INLINE void axpy(int64_t n, T a, const T* x, int64_t incx, T* y, int64_t incy) {
   if (incx == 1 && incy == 1) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
   } else {
@@ -89,7 +90,7 @@ void axpy(int64_t n, T a, const T* x, int64_t incx, T* y, int64_t incy) {
 
 // out[i] += x[i incx] y[i]
 template <class T>
-void multiply_add(int64_t n, const T* x, int64_t incx, const T* y, T* out) {
+EFFNET_LOOP_INLINE void multiply_add(int64_t n, const T* x, int64_t incx, const T* y, T* out) {
   if (incx == 1) {
     for (int64_t i = 0; i < n; ++i) out[i] += x[i] * y[i];
   } else {
@@ -234,56 +235,87 @@ void backward_weight_gemm(const Dims& d, const T* gy, const T* x, T* gw) {
 // ---- depthwise path: plane (n, c) of y is x's plane (n, c) correlated with filter c. Each (r, s) tap is
 // a row operation over the valid output columns, unit-stride in the common stride-1 case.
 
+// The depthwise loops work a plane (or a channel) at a time through run_for_isa, so that they run in AVX2
+// where the CPU has it (tensor/cpu/isa.h: each value is computed on its own, so the same results).
+//
+// They share one walk: for each tap (r, s) and each output row p whose input row lies inside the plane,
+// row(tap, p, x_offset, q_lo, count) over the `count` valid output columns from q_lo, where x_offset is the
+// input element that tap reads for output (p, q_lo) (the next columns are stride_w further on).
+template <class Row>
+EFFNET_LOOP_INLINE void for_each_tap_row(const Dims* d, Row row) {
+  for (int64_t r = 0; r < d->r; ++r) {
+    const int64_t h0 = r * d->dh - d->ph;
+    const Span ps = valid_span(h0, d->sh, d->h, d->p);
+    for (int64_t s = 0; s < d->s; ++s) {
+      const int64_t w0 = s * d->dw - d->pw;
+      const Span qs = valid_span(w0, d->sw, d->w, d->q);
+      for (int64_t p = ps.lo; p < ps.hi; ++p) {
+        row(r * d->s + s, p, (p * d->sh + h0) * d->w + qs.lo * d->sw + w0, qs.lo, qs.hi - qs.lo);
+      }
+    }
+  }
+}
+
+struct ForwardDepthwisePlane {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const Dims* d, const T* in, const T* filter, T* out) {
+    std::fill(out, out + d->pq(), T(0));
+    for_each_tap_row(d, [&](int64_t tap, int64_t p, int64_t x_offset, int64_t q_lo, int64_t count)
+                            __attribute__((always_inline)) {
+                              axpy(count, filter[tap], in + x_offset, d->sw, out + p * d->q + q_lo, 1);
+                            });
+  }
+};
+
 template <class T>
 void forward_depthwise(const Dims& d, const T* x, const T* w, T* y) {
 #pragma omp parallel for schedule(static) if (d.n * d.c * d.pq() * d.r * d.s > 2 * kChunk)
   for (int64_t plane = 0; plane < d.n * d.c; ++plane) {
-    const T* in = x + plane * d.h * d.w;
-    const T* filter = w + plane % d.c * d.r * d.s;
-    T* out = y + plane * d.pq();
-    std::fill(out, out + d.pq(), T(0));
-    for (int64_t r = 0; r < d.r; ++r) {
-      const int64_t h0 = r * d.dh - d.ph;
-      const Span ps = valid_span(h0, d.sh, d.h, d.p);
-      for (int64_t s = 0; s < d.s; ++s) {
-        const int64_t w0 = s * d.dw - d.pw;
-        const Span qs = valid_span(w0, d.sw, d.w, d.q);
-        for (int64_t p = ps.lo; p < ps.hi; ++p) {
-          axpy(qs.hi - qs.lo, filter[r * d.s + s], in + (p * d.sh + h0) * d.w + qs.lo * d.sw + w0, d.sw,
-               out + p * d.q + qs.lo, 1);
-        }
-      }
-    }
+    run_for_isa<ForwardDepthwisePlane>(&d, x + plane * d.h * d.w, w + plane % d.c * d.r * d.s, y + plane * d.pq());
   }
 }
 
 // The forward's row operations with source and destination swapped: each tap scatters gy back.
+struct BackwardInputDepthwisePlane {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const Dims* d, const T* in, const T* filter, T* out) {
+    std::fill(out, out + d->h * d->w, T(0));
+    for_each_tap_row(d, [&](int64_t tap, int64_t p, int64_t x_offset, int64_t q_lo, int64_t count)
+                            __attribute__((always_inline)) {
+                              axpy(count, filter[tap], in + p * d->q + q_lo, 1, out + x_offset, d->sw);
+                            });
+  }
+};
+
 template <class T>
 void backward_input_depthwise(const Dims& d, const T* gy, const T* w, T* gx) {
 #pragma omp parallel for schedule(static) if (d.n * d.c * d.pq() * d.r * d.s > 2 * kChunk)
   for (int64_t plane = 0; plane < d.n * d.c; ++plane) {
-    const T* in = gy + plane * d.pq();
-    const T* filter = w + plane % d.c * d.r * d.s;
-    T* out = gx + plane * d.h * d.w;
-    std::fill(out, out + d.h * d.w, T(0));
-    for (int64_t r = 0; r < d.r; ++r) {
-      const int64_t h0 = r * d.dh - d.ph;
-      const Span ps = valid_span(h0, d.sh, d.h, d.p);
-      for (int64_t s = 0; s < d.s; ++s) {
-        const int64_t w0 = s * d.dw - d.pw;
-        const Span qs = valid_span(w0, d.sw, d.w, d.q);
-        for (int64_t p = ps.lo; p < ps.hi; ++p) {
-          axpy(qs.hi - qs.lo, filter[r * d.s + s], in + p * d.q + qs.lo, 1,
-               out + (p * d.sh + h0) * d.w + qs.lo * d.sw + w0, d.sw);
-        }
-      }
-    }
+    run_for_isa<BackwardInputDepthwisePlane>(&d, gy + plane * d.pq(), w + plane % d.c * d.r * d.s,
+                                             gx + plane * d.h * d.w);
   }
 }
 
+// Channel c's taps: partial[tap, q] = sum over the batch and the output rows of x gy, a row of partial sums
+// per tap, one per output column q (summed up by the caller): the inner loop is then a vectorizable
+// multiply-add, where a dot product's single running sum would not vectorize.
+struct WeightPartialsDepthwise {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const Dims* d, int64_t c, const T* gy, const T* x, T* partial) {
+    std::fill(partial, partial + d->r * d->s * d->q, T(0));
+    for (int64_t n = 0; n < d->n; ++n) {
+      const T* in = x + (n * d->c + c) * d->h * d->w;
+      const T* grad = gy + (n * d->c + c) * d->pq();
+      for_each_tap_row(d, [&](int64_t tap, int64_t p, int64_t x_offset, int64_t q_lo, int64_t count)
+                              __attribute__((always_inline)) {
+                                multiply_add(count, in + x_offset, d->sw, grad + p * d->q + q_lo,
+                                             partial + tap * d->q + q_lo);
+                              });
+    }
+  }
+};
+
 // One thread per channel sums its filter's taps over the whole batch, so no two threads share a weight.
-// Each tap first gathers a row of partial sums, one per output column q, summed up at the end: the inner
-// loop is then a vectorizable multiply-add, where a dot product's single running sum would not vectorize.
 template <class T>
 void backward_weight_depthwise(const Dims& d, const T* gy, const T* x, T* gw) {
   const int64_t taps = d.r * d.s;
@@ -292,24 +324,7 @@ void backward_weight_depthwise(const Dims& d, const T* gy, const T* x, T* gw) {
     std::vector<T> partial(taps * d.q);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < d.c; ++c) {
-      std::fill(partial.begin(), partial.end(), T(0));
-      for (int64_t n = 0; n < d.n; ++n) {
-        const T* in = x + (n * d.c + c) * d.h * d.w;
-        const T* grad = gy + (n * d.c + c) * d.pq();
-        for (int64_t r = 0; r < d.r; ++r) {
-          const int64_t h0 = r * d.dh - d.ph;
-          const Span ps = valid_span(h0, d.sh, d.h, d.p);
-          for (int64_t s = 0; s < d.s; ++s) {
-            const int64_t w0 = s * d.dw - d.pw;
-            const Span qs = valid_span(w0, d.sw, d.w, d.q);
-            T* row = partial.data() + (r * d.s + s) * d.q + qs.lo;
-            for (int64_t p = ps.lo; p < ps.hi; ++p) {
-              multiply_add(qs.hi - qs.lo, in + (p * d.sh + h0) * d.w + qs.lo * d.sw + w0, d.sw,
-                           grad + p * d.q + qs.lo, row);
-            }
-          }
-        }
-      }
+      run_for_isa<WeightPartialsDepthwise>(&d, c, gy, x, partial.data());
       for (int64_t tap = 0; tap < taps; ++tap) {
         const T* row = partial.data() + tap * d.q;
         gw[c * taps + tap] = std::accumulate(row, row + d.q, T(0));

@@ -1,0 +1,95 @@
+// The CPU backend's loops compiled for AVX2 give the bits of the same loops compiled for the x86-64 baseline
+// (tensor/cpu/isa.h): every loop run through run_for_isa computes each value on its own, so the vector width
+// must not show in any result. Both sets run here, one after the other, wherever the CPU has AVX2.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "tensor/cpu/isa.h"
+#include "tensor/nn.h"
+#include "tensor/ops.h"
+#include "tensor/random.h"
+#include "tests/model_step.h"
+
+namespace effnet {
+namespace {
+
+// Runs f once with each instruction set and returns both results, baseline first; restores the set in use.
+template <class F>
+std::vector<std::vector<double>> with_each_isa(F f) {
+  const cpu::Isa in_use = cpu::cpu_isa();
+  std::vector<std::vector<double>> out;
+  for (cpu::Isa isa : {cpu::Isa::Baseline, cpu::Isa::Avx2}) {
+    cpu::set_cpu_isa(isa);
+    out.push_back(f());
+  }
+  cpu::set_cpu_isa(in_use);
+  return out;
+}
+
+std::vector<double> concat(std::vector<std::vector<double>> parts) {
+  std::vector<double> all;
+  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  return all;
+}
+
+class CpuIsa : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu::cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: only the baseline loops run here";
+  }
+};
+
+// Odd plane sizes, so that every vector loop has a remainder; float32 and float64.
+TEST_F(CpuIsa, BatchNormSiluGivesTheSameBits) {
+  for (DType dtype : {kFloat32, kFloat64}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const auto runs = with_each_isa([&] {
+      manual_seed(31);
+      const Tensor x = mul(randn({3, 5, 23, 17}), 2.0).to(dtype).requires_grad_();
+      const Tensor gamma = randn({5}).to(dtype).requires_grad_(), beta = randn({5}).to(dtype).requires_grad_();
+      Tensor rm = zeros({5}, dtype), rv = ones({5}, dtype);
+      const Tensor y = batch_norm_silu(x, gamma, beta, rm, rv, true, 0.1, 1e-5);
+      sum(mul(y, randn(y.shape()).to(dtype))).backward();
+      const Tensor eval = batch_norm_silu(x.detach(), gamma.detach(), beta.detach(), rm, rv, false, 0.1, 1e-5);
+      return concat({y.to_vector(), x.grad().to_vector(), gamma.grad().to_vector(), beta.grad().to_vector(),
+                     eval.to_vector()});
+    });
+    EXPECT_EQ(runs[1], runs[0]);
+  }
+}
+
+TEST_F(CpuIsa, DepthwiseConvolutionGivesTheSameBits) {
+  for (int64_t stride : {1, 2}) {
+    SCOPED_TRACE(stride);
+    const auto runs = with_each_isa([&] {
+      manual_seed(32);
+      Conv2dGeometry g;
+      g.pad_h = g.pad_w = 2;
+      g.stride_h = g.stride_w = stride;
+      g.groups = 6;
+      const Tensor x = randn({2, 6, 37, 29}).requires_grad_(), w = randn({6, 1, 5, 5}).requires_grad_();
+      const Tensor y = conv2d(x, w, Tensor(), g);
+      sum(mul(y, randn(y.shape()))).backward();
+      return concat({y.to_vector(), x.grad().to_vector(), w.grad().to_vector()});
+    });
+    EXPECT_EQ(runs[1], runs[0]);
+  }
+}
+
+// A whole training step of a reduced B0, unfused and fused.
+TEST_F(CpuIsa, EfficientNetStepGivesTheSameBits) {
+  for (bool fused : {false, true}) {
+    SCOPED_TRACE(fused ? "fused" : "unfused");
+    const auto runs = with_each_isa([&] {
+      EfficientNetOptions options = test::reduced_b0();
+      options.fused = fused;
+      const test::StepResult r = test::train_step(Device::cpu(), options, std::nullopt);
+      return concat({r.logits, r.grads});
+    });
+    EXPECT_EQ(runs[1], runs[0]);
+  }
+}
+
+}  // namespace
+}  // namespace effnet
