@@ -47,7 +47,8 @@ cell() { echo -n "$(images_per_s "$1")"; [[ -n $(memory "$1") ]] && echo -n " ($
 # The PyTorch variant an effnet precision is compared with.
 peer() { case ${1%%+*} in fp32) echo eager_fp32 ;; bf16) echo eager_bf16_cl ;; esac; }  # none for tf32, fp16
 
-echo "Machine: $machine; $(date -u +%Y-%m-%d); $steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP), drop path $drop_path"
+settings="$steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP), drop path $drop_path"
+echo "Machine: $machine; $(date -u +%Y-%m-%d); $settings"
 echo "Cells: images/s (peak memory). Variants per row: $(for c in "${cases[@]}"; do echo -n "${c##* } "; done)"
 echo
 echo "| model | input | batch | effnet | PyTorch | effnet / PyTorch (same precision) |"
