@@ -13,8 +13,8 @@
 // reads it back in place: no z tensor is kept. float32 computes the sigmoid with vector_math.h's exponential
 // and the last pass in float32, so these loops run in SIMD registers (about an ulp from the unfused ops);
 // float64 computes the sigmoid exactly as the unfused ops do. The elementwise passes (no sums) run in AVX2
-// where the CPU has it (tensor/cpu/isa.h); the sums stay in the baseline's vector width, so results do not
-// depend on the CPU.
+// where the CPU has it (tensor/cpu/isa.h) with the same bits as the baseline's; the sums stay in the
+// baseline's vector width.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>

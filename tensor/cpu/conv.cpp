@@ -261,7 +261,7 @@ struct ForwardDepthwisePlane {
   EFFNET_LOOP_INLINE static void run(const Dims* d, const T* in, const T* filter, T* out) {
     std::fill(out, out + d->pq(), T(0));
     for_each_tap_row(d, [&](int64_t tap, int64_t p, int64_t x_offset, int64_t q_lo, int64_t count)
-                            __attribute__((always_inline)) {
+                            EFFNET_LAMBDA_INLINE {
                               axpy(count, filter[tap], in + x_offset, d->sw, out + p * d->q + q_lo, 1);
                             });
   }
@@ -281,7 +281,7 @@ struct BackwardInputDepthwisePlane {
   EFFNET_LOOP_INLINE static void run(const Dims* d, const T* in, const T* filter, T* out) {
     std::fill(out, out + d->h * d->w, T(0));
     for_each_tap_row(d, [&](int64_t tap, int64_t p, int64_t x_offset, int64_t q_lo, int64_t count)
-                            __attribute__((always_inline)) {
+                            EFFNET_LAMBDA_INLINE {
                               axpy(count, filter[tap], in + p * d->q + q_lo, 1, out + x_offset, d->sw);
                             });
   }
@@ -307,7 +307,7 @@ struct WeightPartialsDepthwise {
       const T* in = x + (n * d->c + c) * d->h * d->w;
       const T* grad = gy + (n * d->c + c) * d->pq();
       for_each_tap_row(d, [&](int64_t tap, int64_t p, int64_t x_offset, int64_t q_lo, int64_t count)
-                              __attribute__((always_inline)) {
+                              EFFNET_LAMBDA_INLINE {
                                 multiply_add(count, in + x_offset, d->sw, grad + p * d->q + q_lo,
                                              partial + tap * d->q + q_lo);
                               });
