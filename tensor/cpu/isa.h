@@ -32,25 +32,17 @@ template <class Loop, class... Args>
 __attribute__((target("avx2"))) void run_avx2(Args... args) {
   Loop::run(args...);
 }
-
-template <class Loop, class... Args>
-void run_baseline(Args... args) {
-  Loop::run(args...);
-}
-
-template <class Loop, class... Args>
-void run_for_isa(Args... args) {
-  if (cpu_isa() == Isa::Avx2) run_avx2<Loop>(args...);
-  else run_baseline<Loop>(args...);
-}
 #else
 #define EFFNET_LOOP_INLINE inline
 #define EFFNET_LAMBDA_INLINE
+#endif
 
 template <class Loop, class... Args>
 void run_for_isa(Args... args) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_isa() == Isa::Avx2) return run_avx2<Loop>(args...);
+#endif
   Loop::run(args...);
 }
-#endif
 
 }  // namespace effnet::cpu
