@@ -7,6 +7,10 @@
 //
 //   effnet_bench --model efficientnet_b4 --img-size 380 --batch 32 --precision bf16 --device cuda
 //
+// --max-batch first finds the largest batch whose two steps fit in memory (train/batch_fit.h: from --batch,
+// guided by the peak memory of the trials), then times that batch. --memory-limit-mb caps the allocator,
+// to stand for a smaller card or, on the CPU, to give the search a bound.
+//
 // --loader times the data loader alone (no model): images decoded and augmented per second with the
 // recipe's transforms (center crop, rotation 10, horizontal flip, normalise) into CPU batches, over whole
 // epochs of a competition-layout folder, once per worker count (scripts/bench_loader.sh compares PyTorch).
@@ -33,14 +37,14 @@
 #include "optim/param_groups.h"
 #include "tensor/autocast.h"
 #include "tensor/backend.h"
-#include "tensor/cpu/kernels.h"
 #include "tensor/math_mode.h"
+#include "tensor/memory.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
+#include "train/batch_fit.h"
 #include "train/config.h"
 
 #if defined(EFFNET_WITH_CUDA)
-#include "tensor/cuda/allocator.h"
 #include "tensor/cuda/profiler.h"
 #include "tensor/cuda/timing.h"
 #endif
@@ -110,6 +114,16 @@ int main(int argc, char** argv) {
   app.add_option("--drop-path", drop_path, "stochastic depth rate of the last block (timm's drop_path_rate)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.99));
+  bool max_batch = false;
+  int64_t batch_multiple = 8, memory_limit_mb = 0;
+  app.add_flag("--max-batch", max_batch,
+               "find the largest batch that fits (from --batch up, on the grid of --batch-multiple), then time it");
+  app.add_option("--batch-multiple", batch_multiple, "--max-batch: batches tried are multiples of this")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--memory-limit-mb", memory_limit_mb,
+                 "hold at most this much device memory (a smaller card; on the CPU, what bounds --max-batch)")
+      ->check(CLI::NonNegativeNumber);
   bool loader_mode = false;
   std::string data_root, crop = "384x320";
   std::vector<int> workers{1, 2};
@@ -145,16 +159,14 @@ int main(int argc, char** argv) {
     model.to(device);
     model.train(mode == "train");
     AdamP optimizer(weight_decay_groups(model, 0.0), AdamPOptions{.lr = 1e-4});
-    const Tensor images = randn({batch, 3, img_size, img_size}).to(device);
-    const Tensor targets = from_vector(std::vector<double>(static_cast<size_t>(batch), 1.0), {batch},
-                                       TensorOptions(kInt64, device));
     const Backend& kernels = backend(device, "effnet_bench");
     const std::optional<DType> autocast_to = train::parse_precision(precision, "--precision");
     set_allow_tf32(tf32);
     std::optional<DynamicLossScaler> scaler;
     if (precision == "fp16") scaler.emplace();
+    if (memory_limit_mb > 0) set_memory_limit(device, static_cast<size_t>(memory_limit_mb) << 20);
 
-    auto step = [&] {
+    auto step_on = [&](const Tensor& images, const Tensor& targets) {
       const AutocastGuard autocast(autocast_to);
       if (mode == "infer") {
         autograd::NoGradGuard no_grad;
@@ -164,11 +176,36 @@ int main(int argc, char** argv) {
       backward_and_step(cross_entropy(model.forward(images), targets), optimizer, scaler ? &*scaler : nullptr);
       optimizer.zero_grad();
     };
+    auto images_of = [&](int64_t n) { return randn({n, 3, img_size, img_size}).to(device); };
+    auto targets_of = [&](int64_t n) {
+      return from_vector(std::vector<double>(static_cast<size_t>(n), 1.0), {n}, TensorOptions(kInt64, device));
+    };
+    if (max_batch) {
+      const size_t capacity = memory_capacity(device);
+      EFFNET_CHECK(capacity != 0, "--max-batch on ", device, " needs --memory-limit-mb: nothing else bounds its memory");
+      // A batch fits when two steps run: the first at a new shape also searches convolution algorithms.
+      const train::BatchFit fit = train::find_largest_batch(
+          {.start = batch, .multiple = batch_multiple, .capacity = capacity}, [&](int64_t n) {
+            return train::peak_memory_of(device, [&] {
+              optimizer.zero_grad();  // an earlier trial may have run out of memory mid-backward
+              const Tensor images = images_of(n), targets = targets_of(n);
+              step_on(images, targets);
+              step_on(images, targets);
+            });
+          });
+      std::printf("effnet_bench --max-batch: largest batch %lld in %.0f MiB%s (batch: peak held; %s)\n",
+                  static_cast<long long>(fit.batch), static_cast<double>(capacity) / (1 << 20),
+                  fit.exact ? "" : ", not exact: out of trials", fit.describe().c_str());
+      EFFNET_CHECK(fit.batch > 0, "--max-batch: not even one image of ", img_size, "x", img_size, " fits in ",
+                   capacity >> 20, " MiB on ", device);
+      batch = fit.batch;
+    }
+    const Tensor images = images_of(batch), targets = targets_of(batch);
+    auto step = [&] { step_on(images, targets); };
     for (int i = 0; i < warmup; ++i) step();
     kernels.synchronize(device);
-    if (device.is_cpu()) cpu::reset_peak_memory_stats();
+    reset_peak_memory_stats(device);
 #if defined(EFFNET_WITH_CUDA)
-    if (device.is_cuda()) cuda::reset_peak_memory_stats(device.index);
     const char* profile_env = std::getenv("EFFNET_PROFILE");
     const bool profile = device.is_cuda() && profile_env != nullptr && std::string(profile_env) == "1";
     if (profile) cuda::set_profiling(true);  // the timed steps only
@@ -195,11 +232,7 @@ int main(int argc, char** argv) {
 #endif
     std::sort(ms.begin(), ms.end());
     const double median = ms[ms.size() / 2];
-    double peak_mib = 0;
-#if defined(EFFNET_WITH_CUDA)
-    if (device.is_cuda()) peak_mib = static_cast<double>(cuda::memory_stats(device.index).peak_allocated) / (1 << 20);
-#endif
-    if (device.is_cpu()) peak_mib = static_cast<double>(cpu::memory_stats().peak_allocated) / (1 << 20);
+    const double peak_mib = static_cast<double>(memory_stats(device).peak_allocated) / (1 << 20);
     const std::string variant =
         precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "") + (fused ? "+fused" : "");
     std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), "

@@ -16,6 +16,10 @@
 #   BENCH_VARIANTS   PyTorch's variants for every case (default on CUDA: eager fp32, eager AMP bf16
 #                    channels-last and, for B4 only, torch.compile of the latter; on the CPU: eager fp32)
 #   BENCH_EXTRA_CASE "MODEL SIZE BATCH": a third CUDA row against PyTorch's AMP (a large batch, say)
+#   BENCH_CASES      "MODEL SIZE BATCH VARIANTS; ...": these rows instead of the defaults. BATCH "max" finds
+#                    each framework's largest batch that fits (--max-batch, from 32 up in multiples of 8)
+#                    and times it: e.g. BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl"
+#                    BENCH_PRECISIONS=bf16+cl+fused (scripts/device_check.sh's max_batch step)
 #   BENCH_DROP_PATH  stochastic depth rate of the last block, both frameworks (default 0, timm's default)
 # Both frameworks choose convolution algorithms by timing them (cudnn.benchmark; EFFNET_CUDNN_BENCHMARK=1).
 # A ratio column compares each effnet precision with PyTorch's variant of the same precision.
@@ -41,9 +45,19 @@ else
   [[ -n ${BENCH_EXTRA_CASE:-} ]] && cases+=("$BENCH_EXTRA_CASE eager_bf16_cl")
   machine=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)
 fi
+if [[ -n ${BENCH_CASES:-} ]]; then
+  IFS=';' read -r -a cases <<<"$BENCH_CASES"
+fi
 images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }
+timed_batch() { sed -n 's/.* batch \([0-9]*\) on .*/\1/p' <<<"$1"; }
 memory() { sed -n 's/.*peak memory \([0-9]*\) MiB.*/\1/p' <<<"$1"; }
-cell() { echo -n "$(images_per_s "$1")"; [[ -n $(memory "$1") ]] && echo -n " ($(memory "$1") MiB)"; true; }
+# images/s (peak memory), and the batch where the row's batch is "max" (each framework's own largest)
+cell() {
+  echo -n "$(images_per_s "$1")"
+  [[ -n $(memory "$1") ]] && echo -n " ($(memory "$1") MiB)"
+  [[ $batch == max ]] && echo -n " at batch $(timed_batch "$1")"
+  true
+}
 # The PyTorch variant an effnet precision is compared with.
 peer() { case ${1%%+*} in fp32) echo eager_fp32 ;; bf16) echo eager_bf16_cl ;; esac; }  # none for tf32, fp16
 
@@ -55,6 +69,8 @@ echo "| model | input | batch | effnet | PyTorch | effnet / PyTorch (same precis
 echo "|---|---|---:|---|---|---|"
 for c in "${cases[@]}"; do
   read -r model size batch variants <<<"$c"
+  batch_flags=(--batch "$batch")
+  [[ $batch == max ]] && batch_flags=(--batch 32 --max-batch)
   declare -A speed=()
   ours_cells="" theirs_cells="" ratios=""
   for p in ${precisions//,/ }; do
@@ -63,18 +79,20 @@ for c in "${cases[@]}"; do
     [[ $base == tf32 ]] && flags=(--precision fp32 --tf32)
     [[ $p == *+cl* ]] && flags+=(--channels-last)
     [[ $p == *+fused* ]] && flags+=(--fused)
-    line=$("$bin/effnet_bench" --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
+    out=$("$bin/effnet_bench" --model "$model" --img-size "$size" "${batch_flags[@]}" --steps "$steps" \
              --device "$device" --drop-path "$drop_path" "${flags[@]}")
-    echo "$line" >&2
+    echo "$out" >&2
+    line=$(tail -n 1 <<<"$out")
     speed[effnet_$p]=$(images_per_s "$line")
     ours_cells+="$p $(cell "$line"); "
   done
   while read -r line; do
     echo "$line" >&2
+    [[ $line == "pytorch --max-batch"* ]] && continue
     v=$(awk '{print $2}' <<<"$line")
     speed[$v]=$(images_per_s "$line")
     theirs_cells+="$v $(cell "$line"); "
-  done < <("$python" scripts/bench_pytorch.py --model "$model" --img-size "$size" --batch "$batch" --steps "$steps" \
+  done < <("$python" scripts/bench_pytorch.py --model "$model" --img-size "$size" "${batch_flags[@]}" --steps "$steps" \
              --device "$device" --drop-path "$drop_path" --variants "$variants" --threads "$threads")
   for p in ${precisions//,/ }; do
     v=$(peer "$p")

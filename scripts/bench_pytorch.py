@@ -16,14 +16,23 @@ Variants (--variants, comma-separated):
 Prints one line per variant in effnet_bench's format:
   pytorch eager_fp32 efficientnet_b0 train 224x224 batch 8 on cpu: median step X ms (min A, max B), Y images/s[, peak memory Z MiB]
 
+--max-batch (CUDA, eager variants) first finds the largest batch whose two steps fit on the card, with
+effnet_bench --max-batch's search and grid (scripts/batch_fit.py; a trial's memory is
+torch.cuda.max_memory_reserved from an emptied cache), prints
+  pytorch --max-batch: largest batch N in C MiB (batch: peak held; 32: ... MiB, ...)
+and then times that batch.
+
     python scripts/bench_pytorch.py --model efficientnet_b4 --img-size 380 --batch 32 --device cuda
     python scripts/bench_pytorch.py --model efficientnet_b0 --img-size 224 --batch 8 --device cpu --threads 2
 """
 import argparse
+import gc
 import time
 
 import timm
 import torch
+
+from batch_fit import describe, find_largest_batch
 
 
 def optimizer_for(model):
@@ -40,17 +49,20 @@ def bench(variant, args):
     torch.manual_seed(0)
     model = timm.create_model(args.model, num_classes=args.num_classes, drop_path_rate=args.drop_path).to(device)
     model.train(args.mode == "train")
-    images = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
-    targets = torch.ones(args.batch, dtype=torch.long, device=device)
     half = variant != "eager_fp32"
     if half:
         model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
     optimizer, optimizer_name = optimizer_for(model)
     forward = torch.compile(model) if variant.startswith("compile") else model
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    def step():
+    def inputs(batch):
+        images = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
+        if half:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, torch.ones(batch, dtype=torch.long, device=device)
+
+    def step_on(images, targets):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half):
             if args.mode == "infer":
                 with torch.no_grad():
@@ -64,6 +76,42 @@ def bench(variant, args):
     def synchronize():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
+    batch = args.batch
+    if args.max_batch:
+        if device.type != "cuda" or variant.startswith("compile"):
+            raise SystemExit(f"--max-batch: CUDA and eager variants only (got {variant} on {device})")
+
+        def try_batch(n):
+            optimizer.zero_grad(set_to_none=True)  # an earlier trial may have run out mid-backward
+            gc.collect()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            try:
+                images, targets = inputs(n)
+                step_on(images, targets)
+                step_on(images, targets)
+                synchronize()
+                return torch.cuda.max_memory_reserved(device)
+            except torch.cuda.OutOfMemoryError:
+                pass
+            # Out of the except block: its traceback, which holds the step's tensors, is gone.
+            optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            torch.cuda.empty_cache()
+            return None
+
+        free, _ = torch.cuda.mem_get_info(device)
+        capacity = free + torch.cuda.memory_reserved(device)
+        batch, exact, trials = find_largest_batch(try_batch, args.batch, args.batch_multiple, capacity)
+        print(f"pytorch --max-batch: largest batch {batch} in {capacity / 2**20:.0f} MiB"
+              f"{'' if exact else ', not exact: out of trials'} (batch: peak held; {describe(trials)})", flush=True)
+        if batch == 0:
+            raise SystemExit(f"--max-batch: not even one image of {args.img_size}x{args.img_size} fits")
+    images, targets = inputs(batch)
+
+    def step():
+        step_on(images, targets)
 
     for _ in range(args.warmup):
         step()
@@ -85,9 +133,9 @@ def bench(variant, args):
         synchronize()
         ms.append(1000 * (time.perf_counter() - start))
     median = sorted(ms)[len(ms) // 2]  # as effnet_bench: the middle of the sorted times
-    line = (f"pytorch {variant} {args.model} {args.mode} {args.img_size}x{args.img_size} batch {args.batch} "
+    line = (f"pytorch {variant} {args.model} {args.mode} {args.img_size}x{args.img_size} batch {batch} "
             f"on {args.device}: median step {median:.1f} ms (min {min(ms):.1f}, max {max(ms):.1f}), "
-            f"{1000 * args.batch / median:.1f} images/s")
+            f"{1000 * batch / median:.1f} images/s")
     if device.type == "cuda":
         line += f", peak memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB"
     print(line + (f" [{optimizer_name}]" if args.mode == "train" and optimizer_name != "AdamP" else ""), flush=True)
@@ -105,6 +153,9 @@ def main():
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
     parser.add_argument("--drop-path", type=float, default=0.0, help="timm's drop_path_rate")
     parser.add_argument("--variants", default="eager_fp32")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="find the largest batch that fits (from --batch up), then time it (CUDA)")
+    parser.add_argument("--batch-multiple", type=int, default=8, help="--max-batch: batches tried are multiples")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads > 0:

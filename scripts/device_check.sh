@@ -8,7 +8,8 @@
 #   4. runs compute-sanitizer memcheck over the CUDA tests;
 #   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
 #      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 channels-last step,
-#      and one epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train;
+#      each framework's largest B4 batch at 380x380 and its speed (bf16 channels-last; --max-batch), and one
+#      epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train;
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 #
 # Environment: SKIP="memcheck recipe ..." leaves those steps out (to fit a lease: a second check after a fix
@@ -84,6 +85,10 @@ step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_P
 step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
   "$bin/effnet_bench" --model efficientnet_b4 \
   --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --fused --device cuda || status=1
+# The largest B4 batch at 380x380 that each framework fits on this card, and its speed: effnet's bf16
+# channels-last fused step against PyTorch's AMP channels-last (both search the same grid, train/batch_fit.h).
+step max_batch timeout 360 env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
+  BENCH_PRECISIONS=bf16+cl+fused scripts/bench_compare.sh "$bin" cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \

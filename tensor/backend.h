@@ -48,6 +48,7 @@ struct Conv2dGeometry {
   int64_t groups = 1;
 };
 enum class RandomKind { Uniform, Normal };
+class CachingAllocator;
 struct MultiTensorStep;  // one optimizer step of a parameter group: optim/multi_tensor.h
 
 struct Backend {
@@ -57,6 +58,8 @@ struct Backend {
   std::shared_ptr<Storage> (*allocate)(size_t nbytes, Device device);
   // Page-locked host memory (CUDA only; null elsewhere).
   std::shared_ptr<Storage> (*allocate_pinned_host)(size_t nbytes);
+  // The caching allocator behind `allocate` (its statistics, limit and cache: tensor/memory.h).
+  CachingAllocator& (*caching_allocator)(Device device);
 
   // dst[...] = value. Any dtype, any strides.
   void (*fill)(const Tensor& dst, double value);

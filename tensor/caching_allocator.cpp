@@ -169,6 +169,18 @@ void CachingAllocator::set_limit(size_t bytes) {
   limit_ = bytes;
 }
 
+size_t CachingAllocator::limit() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return limit_;
+}
+
+size_t CachingAllocator::capacity() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (limit_ != 0) return limit_;
+  const size_t available = raw_->available();
+  return available == 0 ? 0 : stats_.reserved + available;
+}
+
 AllocatorStats CachingAllocator::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;

@@ -43,6 +43,8 @@ class RawAllocator {
   virtual void synchronize() = 0;
   // A line about the device's memory for error messages, e.g. "device: 1.2 GiB free of 79.1 GiB".
   virtual std::string describe() const { return ""; }
+  // Bytes the device could still give (cudaMemGetInfo's free memory); 0 where unknown.
+  virtual size_t available() const { return 0; }
 };
 
 struct AllocatorStats {
@@ -79,6 +81,10 @@ class CachingAllocator {
   void empty_cache();
   // Never hold more than `bytes` in segments (0 = no limit). Exceeding it counts as out of memory.
   void set_limit(size_t bytes);
+  size_t limit() const;
+  // The most bytes the segments could reach: the limit when set, else what they hold plus the device's
+  // available memory; 0 when neither is known (host memory without a limit).
+  size_t capacity() const;
   AllocatorStats stats() const;
   void reset_peak_stats();
 

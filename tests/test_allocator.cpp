@@ -54,6 +54,7 @@ class FakeRaw : public RawAllocator {
   std::string describe() const override {
     return "fake device: " + std::to_string(device_.budget) + " budget";
   }
+  size_t available() const override { return device_.budget == 0 ? 0 : device_.budget - device_.in_use; }
 
  private:
   FakeDevice& device_;
@@ -288,6 +289,29 @@ TEST(CachingAllocator, LimitActsLikeOutOfMemory) {
   EXPECT_EQ(alloc->stats().reserved, 4 * MiB);
   alloc->free(b);
   alloc->free(c);
+}
+
+TEST(CachingAllocator, CapacityIsTheLimitOrWhatIsHeldPlusTheDevicesFreeMemory) {
+  FakeDevice unknown;
+  auto host = make_allocator(unknown);
+  EXPECT_EQ(host->capacity(), 0u) << "no limit and no free-memory count: unknown";
+  host->set_limit(64 * MiB);
+  EXPECT_EQ(host->limit(), 64 * MiB);
+  EXPECT_EQ(host->capacity(), 64 * MiB);
+
+  FakeDevice device;
+  device.budget = 100 * MiB;
+  auto alloc = make_allocator(device);
+  EXPECT_EQ(alloc->capacity(), 100 * MiB);
+  void* p = alloc->allocate(30 * MiB);
+  alloc->free(p);  // cached: still held, still counted
+  EXPECT_EQ(alloc->stats().reserved, 30 * MiB);
+  EXPECT_EQ(alloc->capacity(), 100 * MiB);
+  alloc->set_limit(50 * MiB);
+  EXPECT_EQ(alloc->capacity(), 50 * MiB);
+  alloc->set_limit(0);
+  EXPECT_EQ(alloc->limit(), 0u);
+  EXPECT_EQ(alloc->capacity(), 100 * MiB);
 }
 
 TEST(CachingAllocator, ImpossibleRequestThrowsWithDetails) {

@@ -5,8 +5,11 @@
 #include "tensor/ops.h"
 #include "tests/test_util.h"
 
+#include "tensor/memory.h"
+
 #if defined(EFFNET_WITH_CUDA)
 #include "tensor/cuda/allocator.h"
+#include "tensor/cuda/check.h"
 #endif
 
 namespace effnet {
@@ -91,6 +94,44 @@ TEST_F(CudaMemory, PeakTracksTheHighWaterMark) {
   const AllocatorStats s = cuda::memory_stats(0);
   EXPECT_EQ(s.allocated, base);
   EXPECT_GE(s.peak_allocated, base + (size_t{32} << 20));
+}
+
+TEST_F(CudaMemory, CapacityIsTheLimitOrWhatIsHeldPlusTheFreeMemory) {
+  const Device gpu = Device::cuda();
+  size_t free_bytes = 0, total_bytes = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+  const size_t capacity = memory_capacity(gpu);
+  EXPECT_GE(capacity, memory_stats(gpu).reserved);
+  EXPECT_LE(capacity, total_bytes);
+  EXPECT_GT(capacity, total_bytes / 2) << "a test process holds little of the card";
+  set_memory_limit(gpu, size_t{300} << 20);
+  EXPECT_EQ(memory_capacity(gpu), size_t{300} << 20);
+  EXPECT_EQ(memory_stats(gpu).reserved, cuda::memory_stats(0).reserved);
+}
+
+// No GPU needed: the libraries' own out-of-memory statuses become OutOfMemoryError (what effnet_bench
+// --max-batch recovers from), every other failure stays a plain Error.
+TEST(CudaErrors, LibrariesOutOfMemoryIsOutOfMemoryError) {
+  using namespace cuda::detail;
+  EXPECT_THROW(throw_cuda_error(cudaErrorMemoryAllocation, "call", __FILE__, __LINE__), OutOfMemoryError);
+  EXPECT_THROW(throw_cublas_error(CUBLAS_STATUS_ALLOC_FAILED, "call", __FILE__, __LINE__), OutOfMemoryError);
+  EXPECT_THROW(throw_cudnn_error(CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED, "call", __FILE__, __LINE__),
+               OutOfMemoryError);
+  EXPECT_THROW(throw_cudnn_error(CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED, "call", __FILE__, __LINE__),
+               OutOfMemoryError);
+  auto is_plain_error = [](auto&& thrower) {
+    try {
+      thrower();
+    } catch (const OutOfMemoryError&) {
+      return false;
+    } catch (const Error& e) {
+      return std::string(e.what()).find("test_cuda_memory.cpp") != std::string::npos;
+    }
+    return false;
+  };
+  EXPECT_TRUE(is_plain_error([] { throw_cuda_error(cudaErrorInvalidValue, "call", __FILE__, __LINE__); }));
+  EXPECT_TRUE(is_plain_error([] { throw_cublas_error(CUBLAS_STATUS_INVALID_VALUE, "call", __FILE__, __LINE__); }));
+  EXPECT_TRUE(is_plain_error([] { throw_cudnn_error(CUDNN_STATUS_BAD_PARAM, "call", __FILE__, __LINE__); }));
 }
 
 #endif  // EFFNET_WITH_CUDA: a CPU-only build has no device allocator to test

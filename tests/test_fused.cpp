@@ -18,8 +18,8 @@
 #include "autograd/grad_mode.h"
 #include "layers/dropout.h"
 #include "tensor/autocast.h"
-#include "tensor/cpu/kernels.h"
 #include "tensor/cpu/vector_math.h"
+#include "tensor/memory.h"
 #include "tensor/nn.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -149,11 +149,11 @@ TEST(FusedBatchNormSilu, KeepsOneActivationLessForTheBackward) {
   Tensor rm = zeros({16}), rv = ones({16});
   const int64_t activation_bytes = x.numel() * 4;
   auto held_after_forward = [&](bool fused) {
-    const size_t before = cpu::memory_stats().allocated;
+    const size_t before = memory_stats(Device::cpu()).allocated;
     const Tensor y = fused ? batch_norm_silu(x, gamma, beta, rm, rv, true, 0.1, 1e-5)
                            : silu(batch_norm(x, gamma, beta, rm, rv, true, 0.1, 1e-5));
     // y and whatever its graph keeps for the backward are alive here.
-    return static_cast<int64_t>(cpu::memory_stats().allocated - before);
+    return static_cast<int64_t>(memory_stats(Device::cpu()).allocated - before);
   };
   const int64_t fused = held_after_forward(true), pair = held_after_forward(false);
   EXPECT_GE(fused, activation_bytes);                         // the output
@@ -353,10 +353,10 @@ TEST(FusedChannelGateConv, KeepsTheGatedActivationOutOfTheTape) {
   const Tensor w = randn({16, 32, 1, 1}).requires_grad_();
   const int64_t activation_bytes = x.numel() * 4;
   auto held_after_forward = [&](bool fused) {
-    const size_t before = cpu::memory_stats().allocated;
+    const size_t before = memory_stats(Device::cpu()).allocated;
     const Tensor y =
         fused ? channel_gate_conv2d(x, gate, w, Tensor(), {}) : conv2d(channel_gate(x, gate), w, Tensor(), {});
-    return static_cast<int64_t>(cpu::memory_stats().allocated - before);
+    return static_cast<int64_t>(memory_stats(Device::cpu()).allocated - before);
   };
   const int64_t fused = held_after_forward(true), pair = held_after_forward(false);
   EXPECT_LT(fused, activation_bytes / 2 + activation_bytes / 8);  // the output (16 of 32 channels) only
@@ -484,9 +484,9 @@ TEST(FusedAddcmul, BatchNormEvalIsTheMultiplyAndAdd) {
 StepResult cpu_step_with_peak(bool fused, size_t& peak) {
   EfficientNetOptions options = reduced_b0();
   options.fused = fused;
-  cpu::reset_peak_memory_stats();
+  reset_peak_memory_stats(Device::cpu());
   StepResult r = train_step(Device::cpu(), options, std::nullopt);
-  peak = cpu::memory_stats().peak_allocated;
+  peak = memory_stats(Device::cpu()).peak_allocated;
   return r;
 }
 

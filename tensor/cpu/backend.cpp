@@ -20,24 +20,22 @@ class HostRawAllocator : public RawAllocator {
   void synchronize() override {}  // CPU ops have finished when they return
 };
 
+}  // namespace
+
 // Never destroyed: tensors may be freed during static destruction.
-CachingAllocator& host_allocator() {
+CachingAllocator& host_allocator(Device) {
   static auto* allocator = new CachingAllocator(std::make_unique<HostRawAllocator>(), "cpu");
   return *allocator;
 }
 
-}  // namespace
-
 // Cached like device memory: a training step frees and allocates the same activation sizes every step,
 // and fresh pages from the kernel cost a page fault each (a tenth of a CPU training step's time).
 std::shared_ptr<Storage> allocate(size_t nbytes, Device device) {
-  CachingAllocator& allocator = host_allocator();
+  CachingAllocator& allocator = host_allocator(Device::cpu());
   void* data = allocator.allocate(nbytes);
   return std::make_shared<Storage>(data, nbytes, device, [&allocator](void* p) { allocator.free(p); });
 }
 
-AllocatorStats memory_stats() { return host_allocator().stats(); }
-void reset_peak_memory_stats() { host_allocator().reset_peak_stats(); }
 
 void synchronize(Device) {}
 
@@ -48,6 +46,7 @@ const Backend& cpu_backend() {
       .name = "cpu",
       .allocate = cpu::allocate,
       .allocate_pinned_host = nullptr,
+      .caching_allocator = cpu::host_allocator,
       .fill = cpu::fill,
       .copy = cpu::copy,
       .copy_with_host = nullptr,

@@ -8,9 +8,8 @@
 namespace effnet::cpu {
 
 std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
-// The CPU caching allocator's byte counts (what CPU tensors hold now, at most since the last reset).
-AllocatorStats memory_stats();
-void reset_peak_memory_stats();
+// The CPU's caching allocator (one for the process; `device` is the CPU).
+CachingAllocator& host_allocator(Device device);
 void fill(const Tensor& dst, double value);
 void copy(const Tensor& dst, const Tensor& src);
 void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t seed, uint64_t offset);

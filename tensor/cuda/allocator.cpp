@@ -51,6 +51,13 @@ class CudaRawAllocator final : public RawAllocator {
     EFFNET_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
+  size_t available() const override {
+    DeviceGuard guard(device_);
+    size_t free_bytes = 0, total_bytes = 0;
+    EFFNET_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return free_bytes;
+  }
+
   std::string describe() const override {
     std::ostringstream os;
     os << "cuda:" << device_ << ": ";
@@ -217,6 +224,11 @@ CachingAllocator& device_allocator(int device) {
     g_allocators[device].store(allocator, std::memory_order_release);
   }
   return *allocator;
+}
+
+CachingAllocator& caching_allocator(Device device) {
+  EFFNET_CHECK(device.is_cuda(), "cuda::caching_allocator: expected a CUDA device, got ", device);
+  return device_allocator(device.index);
 }
 
 std::shared_ptr<Storage> allocate(size_t nbytes, Device device) {

@@ -13,6 +13,7 @@ namespace effnet::cuda {
 
 // The caching allocator of `device` (made on first use, never destroyed).
 CachingAllocator& device_allocator(int device);
+CachingAllocator& caching_allocator(Device device);  // the dispatch table's entry: device_allocator(index)
 
 // A Storage on `device` whose bytes go back to the cache when the last tensor viewing it is gone. Blocks
 // belong to the device's context stream.

@@ -11,6 +11,7 @@ const Backend& cuda_backend() {
       .name = "cuda",
       .allocate = cuda::allocate,
       .allocate_pinned_host = cuda::allocate_pinned_host,
+      .caching_allocator = cuda::caching_allocator,
       .fill = cuda::fill,
       .copy = cuda::copy,
       .copy_with_host = cuda::copy_with_host,

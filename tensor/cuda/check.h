@@ -6,12 +6,16 @@
 //   EFFNET_CUDA_CHECK_LAUNCH();
 //
 // cudaMalloc running out of memory is not an error here: tensor/cuda/allocator.cpp turns it into a retry
-// of the caching allocator and, failing that, an OutOfMemoryError.
+// of the caching allocator and, failing that, an OutOfMemoryError. Any other call whose library ran out
+// of device or host memory throws OutOfMemoryError too, so that a caller that recovers from a full device
+// (effnet_bench --max-batch) sees one kind of error whoever allocated.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+
+#include <string>
 
 #include "tensor/error.h"
 
@@ -22,19 +26,28 @@ namespace effnet::cuda::detail {
   // Clears the runtime's last-error slot so that a later EFFNET_CUDA_CHECK_LAUNCH does not report this
   // failure again (sticky errors, which poison the context, stay whatever is done here).
   (void)cudaGetLastError();
-  EFFNET_FAIL(file, ":", line, ": ", expr, " failed: ", cudaGetErrorName(status), " (",
-              cudaGetErrorString(status), ")");
+  std::string message = ::effnet::detail::concat(file, ":", line, ": ", expr, " failed: ", cudaGetErrorName(status), " (",
+                               cudaGetErrorString(status), ")");
+  if (status == cudaErrorMemoryAllocation) throw OutOfMemoryError(message);
+  throw Error(message);
 }
 
 [[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* expr, const char* file,
                                             int line) {
-  EFFNET_FAIL(file, ":", line, ": ", expr, " failed: ", cublasGetStatusName(status), " (",
-              cublasGetStatusString(status), ")");
+  std::string message = ::effnet::detail::concat(file, ":", line, ": ", expr, " failed: ", cublasGetStatusName(status), " (",
+                               cublasGetStatusString(status), ")");
+  if (status == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemoryError(message);
+  throw Error(message);
 }
 
 [[noreturn]] inline void throw_cudnn_error(cudnnStatus_t status, const char* expr, const char* file,
                                            int line) {
-  EFFNET_FAIL(file, ":", line, ": ", expr, " failed: ", cudnnGetErrorString(status));
+  std::string message = ::effnet::detail::concat(file, ":", line, ": ", expr, " failed: ", cudnnGetErrorString(status));
+  if (status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+      status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED) {
+    throw OutOfMemoryError(message);
+  }
+  throw Error(message);
 }
 
 }  // namespace effnet::cuda::detail
