@@ -11,6 +11,12 @@
 // guided by the peak memory of the trials), then times that batch. --memory-limit-mb caps the allocator,
 // to stand for a smaller card or, on the CPU, to give the search a bound.
 //
+// --data ROOT trains end to end instead: the model's steps on the loader's batches (the recipe's transforms,
+// below, at --crop; whole batches, moved to the device by the loader), timed by the host clock over --steps
+// steps, with the share of that time the training thread waited for the next batch:
+//
+//   effnet_bench --model efficientnet_b4 --data ROOT --crop 384x320 --workers 8 --batch 32 --precision bf16
+//
 // --loader times the data loader alone (no model): images decoded and augmented per second with the
 // recipe's transforms (center crop, rotation 10, horizontal flip, normalise) into CPU batches, over whole
 // epochs of a competition-layout folder, once per worker count (scripts/bench_loader.sh compares PyTorch).
@@ -53,14 +59,20 @@ using namespace effnet;
 
 namespace {
 
-// One line per worker count: "workers N: X images/s (...)", the format scripts/bench_loader.sh reads.
-void bench_loader(const std::string& root, const std::vector<int>& workers, const std::string& crop,
-                  int64_t batch, int epochs, int64_t cache_mb) {
-  const data::Dataset dataset = data::load_mask_train(root);
+// The recipe's training transforms: center crop, rotation 10, horizontal flip, normalise.
+data::TransformConfig recipe_transforms(const std::string& crop) {
   data::TransformConfig transforms;
   std::tie(transforms.crop_h, transforms.crop_w) = train::parse_size(crop, "--crop");
   transforms.rotation_degrees = 10;
   transforms.hflip = 0.5;
+  return transforms;
+}
+
+// One line per worker count: "workers N: X images/s (...)", the format scripts/bench_loader.sh reads.
+void bench_loader(const std::string& root, const std::vector<int>& workers, const std::string& crop,
+                  int64_t batch, int epochs, int64_t cache_mb) {
+  const data::Dataset dataset = data::load_mask_train(root);
+  const data::TransformConfig transforms = recipe_transforms(crop);
   std::printf("effnet_bench --loader: %zu images in %s, crop %s, batch %lld, %d epochs, cache %lld MiB\n",
               dataset.samples.size(), root.c_str(), crop.c_str(), static_cast<long long>(batch), epochs,
               static_cast<long long>(cache_mb));
@@ -130,16 +142,18 @@ int main(int argc, char** argv) {
   int epochs = 3;
   int64_t cache_mb = 0;
   app.add_flag("--loader", loader_mode, "time the data loader instead of a model");
-  app.add_option("--data", data_root, "--loader: the competition layout's ROOT (ROOT/train/train.csv)");
-  app.add_option("--workers", workers, "--loader: worker counts to time, e.g. 1,2")
+  app.add_option("--data", data_root,
+                 "the competition layout's ROOT (ROOT/train/train.csv): with --loader, time the loader alone; "
+                 "without, train on its batches end to end (--crop, --workers, --cache-mb)");
+  app.add_option("--workers", workers, "--data: worker counts to time, e.g. 1,2")
       ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--crop", crop, "--loader: center crop HxW")->capture_default_str();
+  app.add_option("--crop", crop, "--data: center crop HxW")->capture_default_str();
   app.add_option("--epochs", epochs, "--loader: timed epochs")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--cache-mb", cache_mb, "--loader: decoded-image cache")->capture_default_str();
+  app.add_option("--cache-mb", cache_mb, "--data: decoded-image cache")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (loader_mode) {
@@ -180,6 +194,60 @@ int main(int argc, char** argv) {
     auto targets_of = [&](int64_t n) {
       return from_vector(std::vector<double>(static_cast<size_t>(n), 1.0), {n}, TensorOptions(kInt64, device));
     };
+    const std::string variant =
+        precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "") + (fused ? "+fused" : "");
+    if (!data_root.empty()) {
+      EFFNET_CHECK(!max_batch && mode == "train", "--data (end to end) times training at --batch; not with ",
+                   max_batch ? "--max-batch" : "--mode infer");
+      const data::Dataset dataset = data::load_mask_train(data_root);
+      for (int n : workers) {
+        data::LoaderOptions loader_options;
+        loader_options.batch_size = batch;
+        loader_options.workers = n;
+        loader_options.drop_last = true;  // one shape: each new shape costs the GPU an algorithm search
+        loader_options.device = device;
+        loader_options.cache_bytes = static_cast<size_t>(cache_mb) << 20;
+        loader_options.report_bad_files = false;
+        data::DataLoader loader(dataset.samples, recipe_transforms(crop), loader_options);
+        EFFNET_CHECK(loader.batches_per_epoch() > 0, "--data: ", dataset.samples.size(), " images in ", data_root,
+                     " make no whole batch of ", batch);
+        int64_t epoch = 0;
+        double waiting = 0;  // seconds the training thread waited for the loader
+        loader.start_epoch(epoch);
+        auto next_batch = [&] {
+          const auto start = std::chrono::steady_clock::now();
+          std::optional<data::Batch> b = loader.next();
+          if (!b) {
+            loader.start_epoch(++epoch);
+            b = loader.next();
+          }
+          waiting += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return std::move(*b);
+        };
+        for (int i = 0; i < warmup; ++i) {
+          const data::Batch b = next_batch();
+          step_on(b.images, b.labels);
+        }
+        kernels.synchronize(device);
+        reset_peak_memory_stats(device);
+        waiting = 0;
+        const auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < steps; ++i) {
+          const data::Batch b = next_batch();
+          step_on(b.images, b.labels);
+        }
+        kernels.synchronize(device);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf("effnet_bench %s %s train %s batch %lld on %s from %s, %d workers: %.1f ms a step over %d "
+                    "steps, %.0f%% of it waiting for the loader, %.1f images/s, peak memory %.0f MiB\n",
+                    variant.c_str(), model_name.c_str(), crop.c_str(), static_cast<long long>(batch),
+                    device.str().c_str(), data_root.c_str(), n, 1000 * seconds / steps, steps,
+                    100 * waiting / seconds, static_cast<double>(batch) * steps / seconds,
+                    static_cast<double>(memory_stats(device).peak_allocated) / (1 << 20));
+        std::fflush(stdout);
+      }
+      return 0;
+    }
     if (max_batch) {
       const size_t capacity = memory_capacity(device);
       EFFNET_CHECK(capacity != 0, "--max-batch on ", device, " needs --memory-limit-mb: nothing else bounds its memory");
@@ -233,8 +301,6 @@ int main(int argc, char** argv) {
     std::sort(ms.begin(), ms.end());
     const double median = ms[ms.size() / 2];
     const double peak_mib = static_cast<double>(memory_stats(device).peak_allocated) / (1 << 20);
-    const std::string variant =
-        precision + (tf32 ? "+tf32" : "") + (channels_last ? "+cl" : "") + (fused ? "+fused" : "");
     std::printf("effnet_bench %s %s %s %lldx%lld batch %lld on %s: median step %.1f ms (min %.1f, max %.1f), "
                 "%.1f images/s",
                 variant.c_str(), model_name.c_str(), mode.c_str(), static_cast<long long>(img_size),

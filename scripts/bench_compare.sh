@@ -21,6 +21,9 @@
 #                    and times it: e.g. BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl"
 #                    BENCH_PRECISIONS=bf16+cl+fused (scripts/device_check.sh's max_batch step)
 #   BENCH_DROP_PATH  stochastic depth rate of the last block, both frameworks (default 0, timm's default)
+#   BENCH_DATA       a competition-layout ROOT: every row trains end to end from the data loader (--data; the
+#                    row's SIZE is the crop, HxW) with BENCH_WORKERS workers (default 8) instead of synthetic
+#                    images, e.g. BENCH_CASES="efficientnet_b4 384x320 32 eager_bf16_cl"
 # Both frameworks choose convolution algorithms by timing them (cudnn.benchmark; EFFNET_CUDNN_BENCHMARK=1).
 # A ratio column compares each effnet precision with PyTorch's variant of the same precision.
 set -euo pipefail
@@ -71,6 +74,8 @@ for c in "${cases[@]}"; do
   read -r model size batch variants <<<"$c"
   batch_flags=(--batch "$batch")
   [[ $batch == max ]] && batch_flags=(--batch 32 --max-batch)
+  input_flags=(--img-size "$size")
+  [[ -n ${BENCH_DATA:-} ]] && input_flags=(--data "$BENCH_DATA" --crop "$size" --workers "${BENCH_WORKERS:-8}")
   declare -A speed=()
   ours_cells="" theirs_cells="" ratios=""
   for p in ${precisions//,/ }; do
@@ -79,7 +84,7 @@ for c in "${cases[@]}"; do
     [[ $base == tf32 ]] && flags=(--precision fp32 --tf32)
     [[ $p == *+cl* ]] && flags+=(--channels-last)
     [[ $p == *+fused* ]] && flags+=(--fused)
-    out=$("$bin/effnet_bench" --model "$model" --img-size "$size" "${batch_flags[@]}" --steps "$steps" \
+    out=$("$bin/effnet_bench" --model "$model" "${input_flags[@]}" "${batch_flags[@]}" --steps "$steps" \
              --device "$device" --drop-path "$drop_path" "${flags[@]}")
     echo "$out" >&2
     line=$(tail -n 1 <<<"$out")
@@ -92,12 +97,13 @@ for c in "${cases[@]}"; do
     v=$(awk '{print $2}' <<<"$line")
     speed[$v]=$(images_per_s "$line")
     theirs_cells+="$v $(cell "$line"); "
-  done < <("$python" scripts/bench_pytorch.py --model "$model" --img-size "$size" "${batch_flags[@]}" --steps "$steps" \
+  done < <("$python" scripts/bench_pytorch.py --model "$model" "${input_flags[@]}" "${batch_flags[@]}" --steps "$steps" \
              --device "$device" --drop-path "$drop_path" --variants "$variants" --threads "$threads")
   for p in ${precisions//,/ }; do
     v=$(peer "$p")
     [[ -n $v && -n ${speed[$v]:-} ]] && ratios+="$p: $(awk -v a="${speed[effnet_$p]}" -v b="${speed[$v]}" 'BEGIN { printf "%.2f", a / b }'); "
   done
-  echo "| $model | ${size}x$size | $batch | ${ours_cells%; } | ${theirs_cells%; } | ${ratios%; } |"
+  [[ $size == *x* ]] || size=${size}x$size
+  echo "| $model | $size$([[ -n ${BENCH_DATA:-} ]] && echo ", from the loader") | $batch | ${ours_cells%; } | ${theirs_cells%; } | ${ratios%; } |"
   unset speed
 done

@@ -58,6 +58,18 @@ class Images(Dataset):
         raise RuntimeError("no image decodes")
 
 
+def recipe_transform(crop):
+    """CenterCrop, RandomRotation(10), RandomHorizontalFlip, ToTensor, Normalize: effnet_bench's recipe."""
+    crop_h, crop_w = (int(v) for v in crop.split("x"))
+    return transforms.Compose([
+        transforms.CenterCrop((crop_h, crop_w)),
+        transforms.RandomRotation(10),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    ])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root")
@@ -66,15 +78,7 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    crop_h, crop_w = (int(v) for v in args.crop.split("x"))
-    transform = transforms.Compose([
-        transforms.CenterCrop((crop_h, crop_w)),
-        transforms.RandomRotation(10),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
-    ])
-    dataset = Images(mask_train_files(args.root), transform)
+    dataset = Images(mask_train_files(args.root), recipe_transform(args.crop))
     print(f"torch {torch.__version__}: {len(dataset)} images in {args.root}, crop {args.crop}, "
           f"batch {args.batch}, {args.epochs} epochs", flush=True)
     for workers in (int(w) for w in args.workers.split(",")):

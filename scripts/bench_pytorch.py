@@ -22,6 +22,13 @@ torch.cuda.max_memory_reserved from an emptied cache), prints
   pytorch --max-batch: largest batch N in C MiB (batch: peak held; 32: ... MiB, ...)
 and then times that batch.
 
+--data ROOT trains end to end as effnet_bench --data does: batches from a DataLoader over the competition
+layout (scripts/bench_loader_pytorch.py's dataset and transforms at --crop; --workers processes, pinned
+memory, whole batches), copied to the device in the step, timed by the host clock over --steps steps, with
+the share spent waiting for the loader:
+  pytorch eager_bf16_cl efficientnet_b4 train 384x320 batch 32 on cuda from ROOT, 8 workers: X ms a step over
+  N steps, W% of it waiting for the loader, Y images/s[, peak memory Z MiB]
+
     python scripts/bench_pytorch.py --model efficientnet_b4 --img-size 380 --batch 32 --device cuda
     python scripts/bench_pytorch.py --model efficientnet_b0 --img-size 224 --batch 8 --device cpu --threads 2
 """
@@ -77,6 +84,9 @@ def bench(variant, args):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    if args.data:
+        end_to_end(args, variant, device, step_on, synchronize)
+        return
     batch = args.batch
     if args.max_batch:
         if device.type != "cuda" or variant.startswith("compile"):
@@ -141,6 +151,58 @@ def bench(variant, args):
     print(line + (f" [{optimizer_name}]" if args.mode == "train" and optimizer_name != "AdamP" else ""), flush=True)
 
 
+def end_to_end(args, variant, device, step_on, synchronize):
+    from bench_loader_pytorch import Images, mask_train_files, recipe_transform  # torchvision, PIL
+
+    if args.max_batch or args.mode != "train":
+        raise SystemExit("--data (end to end) times training at --batch; not with --max-batch or --mode infer")
+    dataset = Images(mask_train_files(args.data), recipe_transform(args.crop))
+    channels_last = variant != "eager_fp32"
+    for workers in (int(w) for w in args.workers.split(",")):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch, shuffle=True, drop_last=True,
+                                             num_workers=workers, pin_memory=device.type == "cuda",
+                                             persistent_workers=workers > 0)
+        if len(loader) == 0:
+            raise SystemExit(f"--data: {len(dataset)} images make no whole batch of {args.batch}")
+        batches = iter(loader)
+        waiting = 0.0
+
+        def next_batch():
+            nonlocal batches, waiting
+            start = time.perf_counter()
+            try:
+                images, labels = next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                images, labels = next(batches)
+            images = images.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = labels.to(device, non_blocking=True)
+            waiting += time.perf_counter() - start
+            return images, labels
+
+        for _ in range(args.warmup):
+            step_on(*next_batch())
+        synchronize()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        waiting = 0.0
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step_on(*next_batch())
+        synchronize()
+        seconds = time.perf_counter() - start
+        line = (f"pytorch {variant} {args.model} train {args.crop} batch {args.batch} on {args.device} from "
+                f"{args.data}, {workers} workers: {1000 * seconds / args.steps:.1f} ms a step over {args.steps} "
+                f"steps, {100 * waiting / seconds:.0f}% of it waiting for the loader, "
+                f"{args.batch * args.steps / seconds:.1f} images/s")
+        if device.type == "cuda":
+            line += f", peak memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB"
+        print(line, flush=True)
+        del batches, loader  # stops its worker processes before the next count starts
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="efficientnet_b0")
@@ -156,6 +218,9 @@ def main():
     parser.add_argument("--max-batch", action="store_true",
                         help="find the largest batch that fits (from --batch up), then time it (CUDA)")
     parser.add_argument("--batch-multiple", type=int, default=8, help="--max-batch: batches tried are multiples")
+    parser.add_argument("--data", default="", help="competition layout ROOT: train end to end from a DataLoader")
+    parser.add_argument("--workers", default="8", help="--data: DataLoader worker counts, e.g. 4,8")
+    parser.add_argument("--crop", default="384x320", help="--data: center crop HxW")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads > 0:

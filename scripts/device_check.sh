@@ -8,8 +8,9 @@
 #   4. runs compute-sanitizer memcheck over the CUDA tests;
 #   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
 #      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 channels-last step,
-#      each framework's largest B4 batch at 380x380 and its speed (bf16 channels-last; --max-batch), and one
-#      epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train;
+#      each framework's largest B4 batch at 380x380 and its speed (bf16 channels-last; --max-batch), one
+#      epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train, and B4's
+#      training end to end from the data loader on those photos, against PyTorch's DataLoader;
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 #
 # Environment: SKIP="memcheck recipe ..." leaves those steps out (to fit a lease: a second check after a fix
@@ -91,10 +92,14 @@ step max_batch timeout 360 env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 m
   BENCH_PRECISIONS=bf16+cl+fused scripts/bench_compare.sh "$bin" cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
-step recipe bash -c "'$bin/effnet_make_demo' '$demo/data' --people 60 --size 512x384 && \
-  '$bin/effnet_train' --config configs/mask_b4_recipe.toml --data '$demo/data' --epochs 1 --out '$demo/run' \
-  --precision ${RECIPE_PRECISION:-bf16}" \
-  || status=1
+step demo_data "$bin/effnet_make_demo" "$demo/data" --people 60 --size 512x384 || status=1
+step recipe "$bin/effnet_train" --config configs/mask_b4_recipe.toml --data "$demo/data" --epochs 1 \
+  --out "$demo/run" --precision "${RECIPE_PRECISION:-bf16}" || status=1
+# B4 training end to end from the data loader (8 workers decoding and augmenting those photos, crop
+# 384x320), effnet against PyTorch's DataLoader: the loader's share of the step.
+step end_to_end timeout 300 env PYTHON=python3 BENCH_DATA="$demo/data" BENCH_WORKERS=8 \
+  BENCH_CASES="efficientnet_b4 384x320 32 eager_bf16_cl" BENCH_PRECISIONS=bf16+cl+fused \
+  scripts/bench_compare.sh "$bin" cuda || status=1
 
 # Last, so that a slow sanitizer run cannot crowd out the measurements within a lease.
 # The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error. The
