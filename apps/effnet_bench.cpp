@@ -254,8 +254,8 @@ int main(int argc, char** argv) {
       // A batch fits when two steps run: the first at a new shape also searches convolution algorithms.
       const train::BatchFit fit = train::find_largest_batch(
           {.start = batch, .multiple = batch_multiple, .capacity = capacity}, [&](int64_t n) {
+            optimizer.zero_grad();  // a trial that ran out of memory mid-backward left some; gone before the cache
             return train::peak_memory_of(device, [&] {
-              optimizer.zero_grad();  // an earlier trial may have run out of memory mid-backward
               const Tensor images = images_of(n), targets = targets_of(n);
               step_on(images, targets);
               step_on(images, targets);

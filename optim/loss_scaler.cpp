@@ -56,6 +56,11 @@ void DynamicLossScaler::update() {
   unscaled_ = false;
 }
 
+void DynamicLossScaler::abandon_step() {
+  unscaled_ = false;
+  found_nonfinite_ = false;
+}
+
 void DynamicLossScaler::restore(double scale, int64_t growth_tracker) {
   EFFNET_CHECK(std::isfinite(scale) && scale > 0 && growth_tracker >= 0 && growth_tracker < options_.growth_interval,
                "loss scaler: cannot restore scale ", scale, " with growth tracker ", growth_tracker);
@@ -72,14 +77,19 @@ bool backward_and_step(const Tensor& loss, Optimizer& optimizer, DynamicLossScal
     optimizer.step();
     return true;
   }
-  scaler->scale(loss).backward();
-  if (clip > 0) {
-    scaler->unscale(optimizer);
-    clip_grad_norm(clipped, clip);
+  try {
+    scaler->scale(loss).backward();
+    if (clip > 0) {
+      scaler->unscale(optimizer);
+      clip_grad_norm(clipped, clip);
+    }
+    const bool stepped = scaler->step(optimizer);
+    scaler->update();
+    return stepped;
+  } catch (...) {
+    scaler->abandon_step();
+    throw;
   }
-  const bool stepped = scaler->step(optimizer);
-  scaler->update();
-  return stepped;
 }
 
 }  // namespace effnet

@@ -10,6 +10,8 @@
 //                  the gradients were finite; returns whether it stepped
 //   update()       S *= backoff_factor after a skipped step (the growth count restarts), else count the
 //                  step and S *= growth_factor every growth_interval of them
+//   abandon_step() after an error between scale() and update() (out of memory): S and the count stay,
+//                  the unscaling is forgotten; the caller drops the step's gradients
 // The same rules, defaults and order as GradScaler (tests/fixtures/loss_scaler.safetensors replays one of
 // its runs). bfloat16 has float32's range and needs no scaling.
 #pragma once
@@ -35,6 +37,7 @@ class DynamicLossScaler {
   void unscale(Optimizer& optimizer);
   bool step(Optimizer& optimizer);
   void update();
+  void abandon_step();
 
   double current_scale() const { return scale_; }
   int64_t growth_tracker() const { return growth_tracker_; }
@@ -51,7 +54,8 @@ class DynamicLossScaler {
 // One training step from a loss: backward, then, when clip > 0, the global norm of `clipped`'s gradients
 // clipped to it, then the optimizer's step — through `scaler` when there is one (float16), which scales the
 // loss, unscales the gradients before clipping, and skips the step on an overflow. The caller zeroes the
-// gradients. Returns whether the optimizer stepped.
+// gradients. Returns whether the optimizer stepped. An error on the way (out of memory) abandons the step in
+// the scaler too; the gradients are left as they were, for the caller to drop.
 bool backward_and_step(const Tensor& loss, Optimizer& optimizer, DynamicLossScaler* scaler, double clip = 0,
                        const std::vector<Tensor>& clipped = {});
 

@@ -103,14 +103,25 @@ void Optimizer::zero_grad() {
   }
 }
 
+// Everything that allocates (state buffers, contiguous gradients) is done for every group before any
+// update runs, and step counts advance after: running out of memory on the way leaves every parameter and
+// count as it was. (On CUDA each group's update also takes a small table from the allocator at launch.)
 void Optimizer::step() {
   autograd::NoGradGuard no_grad;
-  for (Group& group : groups_) step_group(group);
+  std::vector<PreparedStep> prepared;
+  for (Group& group : groups_) prepared.push_back(prepare_step(group));
+  for (const PreparedStep& p : prepared) {
+    if (!p.step.params.empty()) backend(p.step.params.front().param.device(), name_.c_str()).optimizer_step(p.step);
+  }
+  for (const PreparedStep& p : prepared) {
+    for (ParamState* state : p.stepped) ++state->step;
+  }
   ++steps_;
 }
 
-void Optimizer::step_group(Group& group) {
-  MultiTensorStep step{rule_, group.hyper, {}};
+Optimizer::PreparedStep Optimizer::prepare_step(Group& group) {
+  PreparedStep prepared{MultiTensorStep{rule_, group.hyper, {}}, {}};
+  MultiTensorStep& step = prepared.step;
   const std::vector<std::string> names = state_names(group.hyper);
   for (size_t i = 0; i < group.params.size(); ++i) {
     const auto& [name, param] = group.params[i];
@@ -126,7 +137,10 @@ void Optimizer::step_group(Group& group) {
     }
     ParamState& state = group.state[i];
     if (state.buffers.empty()) {
-      for (size_t k = 0; k < names.size(); ++k) state.buffers.push_back(zeros_like(param));
+      // All or none: running out of memory here leaves the parameter without state, as before.
+      std::vector<Tensor> buffers;
+      for (size_t k = 0; k < names.size(); ++k) buffers.push_back(zeros_like(param));
+      state.buffers = std::move(buffers);
     }
     ParamUpdate update;
     update.param = param;
@@ -137,12 +151,11 @@ void Optimizer::step_group(Group& group) {
                    "; move the model before creating the optimizer, or load its state_dict after");
       update.state[k] = state.buffers[k];
     }
-    ++state.step;
-    set_step_scalars(update, group.hyper, state.step);
+    set_step_scalars(update, group.hyper, state.step + 1);
     step.params.push_back(std::move(update));
+    prepared.stepped.push_back(&state);
   }
-  if (step.params.empty()) return;
-  backend(step.params.front().param.device(), name_.c_str()).optimizer_step(step);
+  return prepared;
 }
 
 OptimizerState Optimizer::state_dict() const {

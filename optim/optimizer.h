@@ -99,8 +99,14 @@ class Optimizer {
     std::vector<ParamState> state;
   };
 
+  // One group's update, made ready: its state buffers exist and its gradients are contiguous.
+  struct PreparedStep {
+    MultiTensorStep step;
+    std::vector<ParamState*> stepped;  // whose step counts the update advances
+  };
+
   void check_param(const std::string& name, const Tensor& param) const;
-  void step_group(Group& group);
+  PreparedStep prepare_step(Group& group);
 
   std::string name_;
   UpdateRule rule_;

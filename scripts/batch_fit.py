@@ -7,6 +7,8 @@ so that both frameworks' largest batches come from the same trials on the same g
 """
 import sys
 
+_LARGEST_GUESS = 1 << 40  # as train/batch_fit.cpp, whose int64 sums must not overflow
+
 
 def _grid_floor(x, m):
     return x if x < m else x // m * m
@@ -35,8 +37,8 @@ def _predicted_batch(trials, capacity):
 def find_largest_batch(try_batch, start=32, multiple=8, capacity=0, max_trials=24):
     """try_batch(batch) -> peak bytes, or None when out of memory. Returns (batch, exact, trials)."""
     m = multiple
-    if start < 1 or m < 1 or max_trials < 1:
-        raise ValueError(f"expected start >= 1, multiple >= 1, max_trials >= 1; got {start}, {m}, {max_trials}")
+    if not (1 <= start <= _LARGEST_GUESS and 1 <= m <= _LARGEST_GUESS and max_trials >= 1):
+        raise ValueError(f"expected start and multiple in [1, 2^40], max_trials >= 1; got {start}, {m}, {max_trials}")
     trials = []
     lo, hi = 0, None
     guess, stride, aimed, galloped = start, m, False, False
@@ -49,11 +51,11 @@ def find_largest_batch(try_batch, start=32, multiple=8, capacity=0, max_trials=2
             lo = guess
         else:
             hi = guess
-        stride = stride * 2 if same_way and galloped else m
+        stride = min(stride * 2, _LARGEST_GUESS) if same_way and galloped else m
         lowest = _grid_above(lo, m)
         if hi is not None and lowest >= hi:
             return lo, True, trials
-        if len(trials) >= max_trials:
+        if len(trials) >= max_trials or lowest > _LARGEST_GUESS:
             return lo, False, trials
         line = _predicted_batch(trials, capacity) if fits else None
         on_line = _grid_floor(int(min(line, 16.0 * lo)), m) if line is not None else 0
@@ -65,7 +67,7 @@ def find_largest_batch(try_batch, start=32, multiple=8, capacity=0, max_trials=2
                 aimed = True
                 galloped = on_line < lo + stride
                 guess = lo + stride if galloped else on_line
-            guess = max(_grid_floor(guess, m), lowest)
+            guess = max(_grid_floor(min(guess, _LARGEST_GUESS), m), lowest)
         else:
             middle = _grid_floor(lo + (hi - lo) // 2, m)
             if fits and on_line > lo:

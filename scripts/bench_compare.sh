@@ -70,6 +70,7 @@ echo "Cells: images/s (peak memory). Variants per row: $(for c in "${cases[@]}";
 echo
 echo "| model | input | batch | effnet | PyTorch | effnet / PyTorch (same precision) |"
 echo "|---|---|---:|---|---|---|"
+failed=0  # a failed run leaves "failed" in its cell; the other rows are still measured
 for c in "${cases[@]}"; do
   read -r model size batch variants <<<"$c"
   batch_flags=(--batch "$batch")
@@ -84,26 +85,39 @@ for c in "${cases[@]}"; do
     [[ $base == tf32 ]] && flags=(--precision fp32 --tf32)
     [[ $p == *+cl* ]] && flags+=(--channels-last)
     [[ $p == *+fused* ]] && flags+=(--fused)
-    out=$("$bin/effnet_bench" --model "$model" "${input_flags[@]}" "${batch_flags[@]}" --steps "$steps" \
-             --device "$device" --drop-path "$drop_path" "${flags[@]}")
+    if ! out=$("$bin/effnet_bench" --model "$model" "${input_flags[@]}" "${batch_flags[@]}" --steps "$steps" \
+                 --device "$device" --drop-path "$drop_path" "${flags[@]}"); then
+      echo "$out" >&2
+      ours_cells+="$p failed; "
+      failed=1
+      continue
+    fi
     echo "$out" >&2
     line=$(tail -n 1 <<<"$out")
     speed[effnet_$p]=$(images_per_s "$line")
     ours_cells+="$p $(cell "$line"); "
   done
+  # Captured first, so that its exit status counts.
+  if ! theirs=$("$python" scripts/bench_pytorch.py --model "$model" "${input_flags[@]}" "${batch_flags[@]}" \
+                  --steps "$steps" --device "$device" --drop-path "$drop_path" --variants "$variants" \
+                  --threads "$threads"); then
+    theirs_cells+="failed; "
+    failed=1
+  fi
   while read -r line; do
+    [[ -z $line ]] && continue
     echo "$line" >&2
     [[ $line == "pytorch --max-batch"* ]] && continue
     v=$(awk '{print $2}' <<<"$line")
     speed[$v]=$(images_per_s "$line")
     theirs_cells+="$v $(cell "$line"); "
-  done < <("$python" scripts/bench_pytorch.py --model "$model" "${input_flags[@]}" "${batch_flags[@]}" --steps "$steps" \
-             --device "$device" --drop-path "$drop_path" --variants "$variants" --threads "$threads")
+  done <<<"$theirs"
   for p in ${precisions//,/ }; do
     v=$(peer "$p")
-    [[ -n $v && -n ${speed[$v]:-} ]] && ratios+="$p: $(awk -v a="${speed[effnet_$p]}" -v b="${speed[$v]}" 'BEGIN { printf "%.2f", a / b }'); "
+    [[ -n $v && -n ${speed[$v]:-} && -n ${speed[effnet_$p]:-} ]] && ratios+="$p: $(awk -v a="${speed[effnet_$p]}" -v b="${speed[$v]}" 'BEGIN { printf "%.2f", a / b }'); "
   done
   [[ $size == *x* ]] || size=${size}x$size
   echo "| $model | $size$([[ -n ${BENCH_DATA:-} ]] && echo ", from the loader") | $batch | ${ours_cells%; } | ${theirs_cells%; } | ${ratios%; } |"
   unset speed
 done
+exit $failed

@@ -103,10 +103,15 @@ def bench(variant, args):
                 step_on(images, targets)
                 synchronize()
                 return torch.cuda.max_memory_reserved(device)
-            except torch.cuda.OutOfMemoryError:
-                pass
+            except RuntimeError as error:  # torch.cuda.OutOfMemoryError, or cuDNN's / cuBLAS's own
+                if not isinstance(error, torch.cuda.OutOfMemoryError) and not any(
+                        text in str(error) for text in ("out of memory", "ALLOC_FAILED", "ALLOCATION_FAILED")):
+                    raise
             # Out of the except block: its traceback, which holds the step's tensors, is gone.
             optimizer.zero_grad(set_to_none=True)
+            # Adam and AdamP make a parameter's state key by key; one left half made raises KeyError later.
+            for param in [p for p, state in optimizer.state.items() if "exp_avg_sq" not in state]:
+                del optimizer.state[param]
             gc.collect()
             torch.cuda.empty_cache()
             return None

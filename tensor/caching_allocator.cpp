@@ -98,6 +98,9 @@ CachingAllocator::~CachingAllocator() {
 void* CachingAllocator::allocate(size_t bytes, void* stream) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++stats_.allocations;
+  if (injected_failure_in_ >= 0 && injected_failure_in_-- == 0) {
+    throw OutOfMemoryError(oom_message(bytes) + " (injected by a test)");
+  }
   if (bytes > kMaxRequest) throw OutOfMemoryError(oom_message(bytes));
   // A 0-byte request still gets a block of its own, so every pointer handed out is unique.
   const size_t size = std::max(round_up(bytes, kRound), kRound);
@@ -172,6 +175,11 @@ void CachingAllocator::set_limit(size_t bytes) {
 size_t CachingAllocator::limit() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return limit_;
+}
+
+void CachingAllocator::inject_out_of_memory(int64_t after) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  injected_failure_in_ = after;
 }
 
 size_t CachingAllocator::capacity() const {

@@ -82,6 +82,9 @@ class CachingAllocator {
   // Never hold more than `bytes` in segments (0 = no limit). Exceeding it counts as out of memory.
   void set_limit(size_t bytes);
   size_t limit() const;
+  // Testing: the allocate() call after the next `after` ones throws OutOfMemoryError as a full device would,
+  // once (-1 cancels). Lets a test run out of memory at any chosen point of a training step.
+  void inject_out_of_memory(int64_t after);
   // The most bytes the segments could reach: the limit when set, else what they hold plus the device's
   // available memory; 0 when neither is known (host memory without a limit).
   size_t capacity() const;
@@ -106,6 +109,7 @@ class CachingAllocator {
   std::unique_ptr<RawAllocator> raw_;
   std::string device_name_;
   size_t limit_ = 0;
+  int64_t injected_failure_in_ = -1;  // allocate() calls until the injected failure; -1: none
   FreeList small_free_, large_free_;
   std::unordered_map<void*, Block*> allocated_;  // pointer -> its block
   std::set<Block*> segment_heads_;             // first block of every segment

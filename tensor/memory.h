@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "tensor/caching_allocator.h"
 #include "tensor/device.h"
@@ -21,5 +22,7 @@ void set_memory_limit(Device device, size_t bytes);
 // The most bytes the allocator could hold: the limit when one is set, else what it holds plus the device's
 // free memory (CUDA); 0 when unknown (the CPU without a limit).
 size_t memory_capacity(Device device);
+// Testing: the allocation after the next `after` ones on `device` throws OutOfMemoryError, once (-1 cancels).
+void inject_out_of_memory(Device device, int64_t after);
 
 }  // namespace effnet

@@ -291,6 +291,26 @@ TEST(CachingAllocator, LimitActsLikeOutOfMemory) {
   alloc->free(c);
 }
 
+TEST(CachingAllocator, InjectedOutOfMemoryFailsTheChosenAllocationOnce) {
+  FakeDevice device;
+  auto alloc = make_allocator(device);
+  alloc->inject_out_of_memory(2);
+  void* a = alloc->allocate(1000);
+  void* b = alloc->allocate(1000);
+  try {
+    alloc->allocate(1000);
+    FAIL() << "expected OutOfMemoryError";
+  } catch (const OutOfMemoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("injected"), std::string::npos) << e.what();
+  }
+  void* c = alloc->allocate(1000);  // once only
+  EXPECT_EQ(alloc->stats().allocated, 3 * 1024u);
+  alloc->inject_out_of_memory(0);
+  alloc->inject_out_of_memory(-1);  // cancelled
+  void* d = alloc->allocate(1000);
+  for (void* p : {a, b, c, d}) alloc->free(p);
+}
+
 TEST(CachingAllocator, CapacityIsTheLimitOrWhatIsHeldPlusTheDevicesFreeMemory) {
   FakeDevice unknown;
   auto host = make_allocator(unknown);

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <optional>
 #include <set>
+#include <string>
 
 #include "losses/losses.h"
 #include "models/efficientnet.h"
 #include "model_step.h"
 #include "optim/adam.h"
+#include "optim/loss_scaler.h"
 #include "optim/param_groups.h"
 #include "tensor/error.h"
 #include "tensor/memory.h"
@@ -171,7 +173,10 @@ class CpuTraining : public testing::Test {
         optimizer_(weight_decay_groups(model_, 0.0), AdamPOptions{.lr = 1e-3}) {
     model_.train();
   }
-  ~CpuTraining() override { set_memory_limit(kCpu, 0); }
+  ~CpuTraining() override {
+    set_memory_limit(kCpu, 0);
+    inject_out_of_memory(kCpu, -1);
+  }
   void step(int64_t batch) {
     optimizer_.zero_grad();
     const Tensor images = randn({batch, 3, 96, 96});
@@ -182,6 +187,7 @@ class CpuTraining : public testing::Test {
     optimizer_.zero_grad();
   }
   std::optional<size_t> try_step(int64_t batch) {
+    optimizer_.zero_grad();  // what a step that ran out of memory left, gone before the cache is emptied
     return peak_memory_of(kCpu, [&] { step(batch); });
   }
 
@@ -190,10 +196,10 @@ class CpuTraining : public testing::Test {
   AdamP optimizer_;
 };
 
-// Out of memory anywhere in the step — forward, backward or the optimizer's update — throws
-// OutOfMemoryError, and once it has unwound, every byte the step allocated is free again: the autograd graph,
-// the saved activations and the gradients went with it.
-TEST_F(CpuTraining, OutOfMemoryAnywhereInAStepLeavesNothingAllocated) {
+// A limit below a step's peak stops it with OutOfMemoryError (in the forward, where the saved activations
+// pile up), and once the error has unwound, every byte the step allocated is free again: the autograd graph
+// and the saved activations went with it.
+TEST_F(CpuTraining, OutOfMemoryInTheForwardLeavesNothingAllocated) {
   step(4);  // makes the optimizer's state
   empty_cache(kCpu);
   const size_t held = memory_stats(kCpu).allocated;
@@ -219,6 +225,67 @@ TEST_F(CpuTraining, OutOfMemoryAnywhereInAStepLeavesNothingAllocated) {
   EXPECT_GE(failures, 15) << "most limits below the step's peak must stop it";
   step(4);  // and training goes on
   EXPECT_EQ(memory_stats(kCpu).allocated, held);
+}
+
+// A fresh optimizer's first step, taken through the loss scaler as float16 training takes it, run out of
+// memory at allocations spread over the whole step (tensor/memory.h's inject_out_of_memory): in the forward,
+// in the backward, and after it, while the optimizer makes its state once the scaler has unscaled the
+// gradients. After each failure the caller drops the gradients and tries again; when a step finally runs,
+// the parameters, the optimizer's state and step counts and the scaler must be exactly those of a run that
+// never ran out of memory. (Each failed forward has updated batch norm's running statistics, as in PyTorch:
+// those are not compared.)
+TEST_F(CpuTraining, AStepThatRanOutOfMemoryLeavesNoTraceInTheNextOne) {
+  const Tensor images = randn({4, 3, 96, 96});
+  const Tensor labels = zeros({4}, TensorOptions(kInt64));
+  auto forward = [&](EfficientNet& model) {
+    manual_seed(11);  // the same drop-path masks every time
+    return cross_entropy(model.forward(images), labels);
+  };
+  manual_seed(3);
+  EfficientNet clean(test::reduced_b0());
+  clean.train();
+  AdamP clean_optimizer(weight_decay_groups(clean, 0.0), AdamPOptions{.lr = 1e-3});
+  DynamicLossScaler clean_scaler;
+  const uint64_t before = memory_stats(kCpu).allocations;
+  backward_and_step(forward(clean), clean_optimizer, &clean_scaler);
+  const auto allocations = static_cast<int64_t>(memory_stats(kCpu).allocations - before);
+
+  // Out of memory at every 1/97 of the step's allocations, until the step runs past the last one.
+  DynamicLossScaler scaler;
+  std::set<std::string> stopped_in;
+  for (int64_t at = 0;; at += std::max<int64_t>(allocations / 97, 1)) {
+    ASSERT_LT(at, 2 * allocations) << "the step never ran";
+    optimizer_.zero_grad();
+    inject_out_of_memory(kCpu, at);
+    Tensor loss;
+    try {
+      loss = forward(model_);
+      backward_and_step(loss, optimizer_, &scaler);
+      inject_out_of_memory(kCpu, -1);
+      break;
+    } catch (const OutOfMemoryError&) {
+      bool every_grad = true;
+      for (const auto& [name, p] : model_.named_parameters()) every_grad = every_grad && p.grad().defined();
+      stopped_in.insert(!loss.defined() ? "forward" : every_grad ? "after the backward" : "backward");
+    }
+  }
+  EXPECT_EQ(stopped_in, (std::set<std::string>{"forward", "backward", "after the backward"}));
+
+  EXPECT_EQ(scaler.current_scale(), clean_scaler.current_scale());
+  EXPECT_EQ(scaler.growth_tracker(), clean_scaler.growth_tracker());
+  const auto params = model_.named_parameters(), clean_params = clean.named_parameters();
+  ASSERT_EQ(params.size(), clean_params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_EQ(params[i].second.to_vector(), clean_params[i].second.to_vector()) << params[i].first;
+  }
+  const OptimizerState state = optimizer_.state_dict(), clean_state = clean_optimizer.state_dict();
+  EXPECT_EQ(state.metadata, clean_state.metadata);  // every parameter's step count: 1
+  ASSERT_EQ(state.tensors.size(), clean_state.tensors.size());
+  for (size_t i = 0; i < state.tensors.size(); ++i) {
+    EXPECT_EQ(state.tensors[i].first, clean_state.tensors[i].first);
+    EXPECT_EQ(state.tensors[i].second.to_vector(), clean_state.tensors[i].second.to_vector())
+        << state.tensors[i].first;
+  }
 }
 
 TEST_F(CpuTraining, FindsTheLargestBatchThatFitsALimit) {

@@ -13,6 +13,7 @@ namespace effnet::train {
 namespace {
 
 constexpr int64_t kUnknown = std::numeric_limits<int64_t>::max();
+constexpr int64_t kLargestGuess = int64_t{1} << 40;  // keeps every sum below from overflowing
 
 // The grid of batches: every size below `m`, then the multiples of `m`.
 int64_t grid_floor(int64_t x, int64_t m) { return x < m ? x : x / m * m; }
@@ -59,8 +60,9 @@ std::string BatchFit::describe() const {
 
 BatchFit find_largest_batch(const BatchFitOptions& options, const TryBatch& try_batch) {
   const int64_t m = options.multiple;
-  EFFNET_CHECK(options.start >= 1 && m >= 1 && options.max_trials >= 1,
-               "find_largest_batch: expected start >= 1, multiple >= 1 and max_trials >= 1, got start ",
+  EFFNET_CHECK(options.start >= 1 && options.start <= kLargestGuess && m >= 1 && m <= kLargestGuess &&
+                   options.max_trials >= 1,
+               "find_largest_batch: expected start and multiple in [1, 2^40] and max_trials >= 1, got start ",
                options.start, ", multiple ", m, ", max_trials ", options.max_trials);
   BatchFit fit;
   int64_t lo = 0, hi = kUnknown;  // the largest batch that fitted, the smallest that did not
@@ -74,14 +76,14 @@ BatchFit find_largest_batch(const BatchFitOptions& options, const TryBatch& try_
     const bool same_way = !fit.trials.empty() && fit.trials.back().peak_bytes.has_value() == fits;
     fit.trials.push_back({guess, peak});
     (fits ? lo : hi) = guess;
-    stride = same_way && galloped ? std::min(stride * 2, kUnknown / 4) : m;
+    stride = same_way && galloped ? std::min(stride * 2, kLargestGuess) : m;
 
     const int64_t lowest = grid_above(lo, m);  // the smallest batch not yet known to fit
     if (hi != kUnknown && lowest >= hi) {
       fit.exact = true;
       break;
     }
-    if (static_cast<int>(fit.trials.size()) >= options.max_trials) break;
+    if (static_cast<int>(fit.trials.size()) >= options.max_trials || lowest > kLargestGuess) break;
 
     const std::optional<double> line = fits ? predicted_batch(fit.trials, options.capacity) : std::nullopt;
     const int64_t on_line =
@@ -95,7 +97,7 @@ BatchFit find_largest_batch(const BatchFitOptions& options, const TryBatch& try_
         galloped = on_line < lo + stride;
         guess = galloped ? lo + stride : on_line;
       }
-      guess = std::max(grid_floor(guess, m), lowest);
+      guess = std::max(grid_floor(std::min(guess, kLargestGuess), m), lowest);
     } else {
       const int64_t middle = grid_floor(lo + (hi - lo) / 2, m);
       if (fits && on_line > lo) {

@@ -50,7 +50,8 @@ BatchFit find_largest_batch(const BatchFitOptions& options, const TryBatch& try_
 // A TryBatch's measurement: runs `steps` from an emptied cache and returns the peak bytes that `device`'s
 // allocator held in segments (what a limit or a full device refuses), or nothing when an allocation threw
 // OutOfMemoryError. The error's tensors and autograd graph are gone by then (the exception unwound them);
-// gradients accumulated before it are not, so `steps` should start by zeroing them.
+// gradients accumulated before it are not, so zero them before the next call (before, so that the emptied
+// cache includes their memory).
 std::optional<size_t> peak_memory_of(Device device, const std::function<void()>& steps);
 
 }  // namespace effnet::train

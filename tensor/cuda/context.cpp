@@ -6,7 +6,9 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <memory>
+#include <mutex>
 
 #include "tensor/cuda/allocator.h"
 #include "tensor/cuda/check.h"
@@ -65,20 +67,6 @@ Context* create_context(int device) {
 }
 
 }  // namespace
-
-void* Context::workspace(size_t bytes) {
-  std::lock_guard<std::mutex> lock(workspace_mutex_);
-  if (bytes > workspace_bytes_) {
-    CachingAllocator& allocator = device_allocator(device);
-    // Freed before the new request so that the old block can be merged into it instead of adding to it.
-    if (workspace_ != nullptr) allocator.free(workspace_);
-    workspace_ = nullptr;
-    workspace_bytes_ = 0;
-    workspace_ = allocator.allocate(bytes, stream);
-    workspace_bytes_ = bytes;
-  }
-  return workspace_;
-}
 
 void check_device(int device) {
   EFFNET_CHECK(device >= 0 && device < cuda_device_count() && device < kMaxDevices, "cuda:", device,

@@ -1,6 +1,6 @@
 // Per-device CUDA state: one stream that all effnet work on the device is queued on (so work is ordered
 // and the caching allocator can reuse a freed block for the next request at once), the cuBLAS and cuDNN
-// handles bound to it, and a scratch buffer for cuDNN.
+// handles bound to it. (cuDNN's workspace is a caching-allocator block per call: tensor/cuda/conv.cpp.)
 //
 // A Context is made on the first use of its device and never destroyed: tensors freed during static
 // destruction at exit may still need the stream, and destroying handles after the CUDA runtime has shut
@@ -11,8 +11,6 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include <cstddef>
-#include <mutex>
 #include <vector>
 
 namespace effnet::cuda {
@@ -26,16 +24,6 @@ struct Context {
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
   cudaDeviceProp properties{};
-
-  // A scratch buffer of at least `bytes`, valid for work queued on `stream` until the next call that
-  // asks for more. Growing frees the old buffer into the caching allocator, which hands it out again only
-  // for this same stream, so kernels already queued on it finish before anyone else writes there.
-  void* workspace(size_t bytes);
-
- private:
-  std::mutex workspace_mutex_;
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
 };
 
 // Throws unless `device` names a usable CUDA device.

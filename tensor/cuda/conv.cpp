@@ -29,6 +29,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "tensor/cuda/allocator.h"
@@ -308,20 +309,21 @@ const char* math_name(cudnnMathType_t math) {
   return "?";
 }
 
-// A block of the caching allocator for the timed search, returned when the search is done. It belongs to
-// the context stream, which the search runs on.
+// A block of the caching allocator for one call's workspace, returned when the call has been queued: the
+// allocator hands it out again only for the context stream, after the work queued on it. Nothing is held
+// between calls, so a workspace sized for a large batch does not outlive it (PyTorch frees its own so too).
 class Scratch {
  public:
-  Scratch(int device, cudaStream_t stream, size_t bytes) : allocator_(device_allocator(device)) {
-    // The search can do with less (the hungriest algorithms are then skipped), so a full GPU halves the
-    // request rather than failing.
+  enum class OnOutOfMemory { Throw, Halve };
+  Scratch(int device, cudaStream_t stream, size_t bytes, OnOutOfMemory on_oom = OnOutOfMemory::Throw)
+      : allocator_(device_allocator(device)) {
     for (;;) {
       try {
         ptr_ = allocator_.allocate(bytes, stream);
         bytes_ = bytes;
         return;
       } catch (const OutOfMemoryError&) {
-        if (bytes == 0) throw;
+        if (on_oom == OnOutOfMemory::Throw || bytes == 0) throw;
         bytes /= 2;
       }
     }
@@ -352,7 +354,9 @@ int rank_candidates(const Problem& p, const Context& ctx, std::vector<typename A
       bytes = std::max(bytes, perf[i].memory);
     }
   }
-  Scratch scratch(ctx.device, ctx.stream, bytes);
+  // The search can do with less (the hungriest algorithms are then skipped), so a full GPU halves the
+  // request rather than failing.
+  Scratch scratch(ctx.device, ctx.stream, bytes, Scratch::OnOutOfMemory::Halve);
   return Api<D>::find(p, perf, scratch.get(), scratch.bytes());
 }
 
@@ -449,8 +453,10 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     return;
   }
   EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
-  void* workspace = choice.workspace > 0 ? ctx.workspace(choice.workspace) : nullptr;
-  Api<D>::run(p, static_cast<typename Api<D>::Algo>(choice.algo), workspace, choice.workspace);
+  std::optional<Scratch> workspace;
+  if (choice.workspace > 0) workspace.emplace(ctx.device, ctx.stream, choice.workspace);
+  Api<D>::run(p, static_cast<typename Api<D>::Algo>(choice.algo), workspace ? workspace->get() : nullptr,
+              choice.workspace);
 }
 
 }  // namespace
