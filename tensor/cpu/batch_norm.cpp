@@ -65,7 +65,21 @@ struct SiluGradPlane {
   }
 };
 
-// and, once the sums are known, grad_x = a (dz - b - (x - mean) d) in place of dz.
+// and, once the sums are known, grad_x = a (dz - b - (x - mean) d) in place of dz;
+// the unfused backward's grad_x = k (m dy - sum_dy - x_hat sum_dy_x_hat), x_hat = (x - mean) invstd, in
+// float64 but for m dy, a product in T (its bits since the first version; float32 rounds it to 24 bits
+// before the difference, which can cancel):
+struct BatchNormGradPlaneInDouble {
+  template <class T>
+  EFFNET_LOOP_INLINE static void run(const T* x, const T* dy, T* dx, int64_t hw, double mean, double invstd,
+                                     double k, T m, double sum_dy, double sum_dy_xhat) {
+    for (int64_t i = 0; i < hw; ++i) {
+      const double xhat = (x[i] - mean) * invstd;
+      dx[i] = static_cast<T>(k * (m * dy[i] - sum_dy - xhat * sum_dy_xhat));
+    }
+  }
+};
+
 struct BatchNormGradPlane {
   template <class T>
   EFFNET_LOOP_INLINE static void run(const T* x, T* dz, int64_t hw, T a, T b, T mean, T d) {
@@ -188,10 +202,8 @@ void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& ga
       const double k_scale = g[ch] * invstd / static_cast<double>(m);
       for (int64_t i = 0; i < n; ++i) {
         const int64_t base = (i * c + ch) * hw;
-        for (int64_t k = 0; k < hw; ++k) {
-          const double xhat = (in[base + k] - mu) * invstd;
-          gx[base + k] = static_cast<T>(k_scale * (m * gy[base + k] - sum_dy - xhat * sum_dy_xhat));
-        }
+        run_for_isa<BatchNormGradPlaneInDouble>(in + base, gy + base, gx + base, hw, mu, invstd, k_scale,
+                                                static_cast<T>(m), sum_dy, sum_dy_xhat);
       }
     }
   });

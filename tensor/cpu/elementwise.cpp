@@ -1,8 +1,10 @@
 // CPU elementwise kernels: fill, copy/cast, Philox random fills, unary and binary math, addcmul. The scalar math
 // is in tensor/elementwise_math.h, shared with the CUDA kernels; float16 and bfloat16 elements are computed
 // in float32 and rounded once (compute_t).
+#include <algorithm>
 #include <type_traits>
 
+#include "tensor/cpu/isa.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/elementwise_math.h"
@@ -54,6 +56,48 @@ void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t see
 
 namespace {
 
+// Sigmoid, SiLU and SiLU's gradient call libm's exp once per element, and the call keeps the loop scalar. On
+// contiguous float32 and float64 runs, exp(-x) is taken for a block of elements first, by the same call (so
+// the same bits), and the rest of elementwise_math.h's formula — a division and a few products, each element
+// on its own — runs as a vector loop, for AVX2 where the CPU has it (isa.h).
+constexpr int64_t kExpBlock = 256;
+
+template <UnaryOp kOp>
+constexpr bool kSigmoidBased = kOp == UnaryOp::Sigmoid || kOp == UnaryOp::Silu;
+
+// out = sigmoid(x) or silu(x) = x sigmoid(x), given e = exp(-x).
+template <UnaryOp kOp, class T>
+struct SigmoidFromExp {
+  EFFNET_LOOP_INLINE static void run(const T* x, const T* e, T* out, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const T sigmoid = T(1) / (T(1) + e[i]);
+      out[i] = kOp == UnaryOp::Silu ? x[i] * sigmoid : sigmoid;
+    }
+  }
+};
+
+// out = silu'(a) b, given e = exp(-a).
+template <class T>
+struct SiluGradFromExp {
+  EFFNET_LOOP_INLINE static void run(const T* a, const T* b, const T* e, T* out, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const T s = T(1) / (T(1) + e[i]);
+      out[i] = b[i] * s * (T(1) + a[i] * (T(1) - s));
+    }
+  }
+};
+
+// Calls finish(first, count, e) for each block of [0, n) with e[j] = exp(-x[first + j]).
+template <class T, class Finish>
+void by_exp_blocks(const T* x, int64_t n, Finish&& finish) {
+  T e[kExpBlock];
+  for (int64_t first = 0; first < n; first += kExpBlock) {
+    const int64_t count = std::min(kExpBlock, n - first);
+    for (int64_t j = 0; j < count; ++j) e[j] = math::exp(-x[first + j]);
+    finish(first, count, e);
+  }
+}
+
 // T is the element type; the math runs in compute_t<T> (float32 for the 16-bit types, rounded once on store).
 template <UnaryOp kOp, class T>
 void unary_typed(const Tensor& x, compute_t<T> alpha, const Tensor& out) {
@@ -61,6 +105,14 @@ void unary_typed(const Tensor& x, compute_t<T> alpha, const Tensor& out) {
   for_each_run<2>({&out, &x}, [alpha](auto p, auto s, int64_t n) {
     T* o = reinterpret_cast<T*>(p[0]);
     const T* v = reinterpret_cast<const T*>(p[1]);
+    if constexpr (kSigmoidBased<kOp> && std::is_same_v<T, C>) {
+      if (s[0] == 1 && s[1] == 1) {
+        by_exp_blocks(v, n, [&](int64_t first, int64_t count, const T* e) {
+          run_for_isa<SigmoidFromExp<kOp, T>>(v + first, e, o + first, count);
+        });
+        return;
+      }
+    }
     if (s[0] == 1 && s[1] == 1) {
       for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(math::unary<kOp>(static_cast<C>(v[i]), alpha));
     } else {
@@ -97,6 +149,14 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
         T* o = reinterpret_cast<T*>(p[0]);
         const T* x = reinterpret_cast<const T*>(p[1]);
         const T* y = reinterpret_cast<const T*>(p[2]);
+        if constexpr (kOp == BinaryOp::SiluGrad && std::is_same_v<T, C>) {
+          if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+            by_exp_blocks(x, n, [&](int64_t first, int64_t count, const T* e) {
+              run_for_isa<SiluGradFromExp<T>>(x + first, y + first, e, o + first, count);
+            });
+            return;
+          }
+        }
         if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
           for (int64_t i = 0; i < n; ++i) {
             o[i] = static_cast<T>(math::binary<kOp>(static_cast<C>(x[i]), static_cast<C>(y[i])));
