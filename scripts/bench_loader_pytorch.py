@@ -59,8 +59,10 @@ class Images(Dataset):
 
 
 def recipe_transform(crop):
-    """CenterCrop, RandomRotation(10), RandomHorizontalFlip, ToTensor, Normalize: effnet_bench's recipe."""
-    crop_h, crop_w = (int(v) for v in crop.split("x"))
+    """CenterCrop, RandomRotation(10), RandomHorizontalFlip, ToTensor, Normalize: effnet_bench's recipe.
+    `crop` is "HxW", or one number for a square, as effnet's --crop."""
+    height, _, width = crop.partition("x")
+    crop_h, crop_w = int(height), int(width or height)
     return transforms.Compose([
         transforms.CenterCrop((crop_h, crop_w)),
         transforms.RandomRotation(10),

@@ -92,6 +92,8 @@ step max_batch timeout 360 env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 m
   BENCH_PRECISIONS=bf16+cl+fused scripts/bench_compare.sh "$bin" cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
+# The recipe and end_to_end steps train on these photos: skipping demo_data skips them too.
+[[ " ${SKIP:-} " == *" demo_data "* ]] && SKIP="${SKIP:-} recipe end_to_end"
 step demo_data "$bin/effnet_make_demo" "$demo/data" --people 60 --size 512x384 || status=1
 step recipe "$bin/effnet_train" --config configs/mask_b4_recipe.toml --data "$demo/data" --epochs 1 \
   --out "$demo/run" --precision "${RECIPE_PRECISION:-bf16}" || status=1

@@ -70,48 +70,50 @@ TEST_F(CpuIsa, BatchNormSiluGivesTheSameBits) {
   }
 }
 
-// The batch norm's sums must stay out of the AVX2 copy: with gamma 0, dz is the same multiple of dy all over
-// the channel, and two huge values of opposite sign in dy make grad_beta = sum dz depend on the order of
-// the sum (a wider reduction gives another answer).
-// Sigmoid, SiLU and SiLU's gradient take libm's exp for a block of a contiguous run first, then the rest of
-// the formula as a vector loop (tensor/cpu/elementwise.cpp): they must give the bits of the one element at a
-// time loop that a strided view takes, with either instruction set. 4,099 elements: several blocks and every
-// vector remainder; values where the sigmoid saturates or exp overflows among them.
+// Sigmoid, SiLU and SiLU's gradient take libm's exp for a block of 256 elements of a contiguous run first,
+// then the rest of the formula as a vector loop (tensor/cpu/elementwise.cpp): they must give the bits of the
+// one element at a time loop that a strided view takes, with either instruction set. Lengths: under one
+// block, one block, and several blocks with each of the last block's eight vector remainders; values where
+// the sigmoid saturates or exp overflows among them.
 TEST_F(CpuIsa, SigmoidAndSiluGiveTheBitsOfTheScalarLoop) {
   for (DType dtype : {kFloat32, kFloat64}) {
-    SCOPED_TRACE(dtype_name(dtype));
-    const int64_t n = 4099;
-    manual_seed(41);
-    std::vector<double> values = mul(randn({n}), 8.0).to_vector();
-    const std::vector<double> extremes{0.0, -0.0, 30.0, -30.0, 100.0, -100.0, 1000.0, -1000.0};
-    for (size_t i = 0; i < extremes.size(); ++i) values[300 * i + 5] = extremes[i];
-    const Tensor upstream = randn({n}).to(dtype);
-    // Returns sigmoid(x), silu(x) and silu's gradient, from a contiguous x or from every other element of a
-    // tensor twice as long (the strided loop).
-    auto run = [&](bool strided) {
-      Tensor leaf, x;
-      if (strided) {
-        std::vector<double> spread(static_cast<size_t>(2 * n), 3.0);
-        for (int64_t i = 0; i < n; ++i) spread[static_cast<size_t>(2 * i)] = values[static_cast<size_t>(i)];
-        leaf = from_vector(spread, {2 * n}, TensorOptions(dtype)).requires_grad_();
-        x = leaf.slice(0, 0, 2 * n, 2);
-      } else {
-        leaf = from_vector(values, {n}, TensorOptions(dtype)).requires_grad_();
-        x = leaf;
-      }
-      const Tensor s = sigmoid(x.detach()), y = silu(x);
-      sum(mul(y, upstream)).backward();
-      const Tensor grad = strided ? leaf.grad().slice(0, 0, 2 * n, 2) : leaf.grad();
-      return concat({s.to_vector(), y.to_vector(), grad.to_vector()});
-    };
-    const auto contiguous = with_each_isa([&] { return run(false); });
-    const auto strided = with_each_isa([&] { return run(true); });
-    EXPECT_EQ(contiguous[0], strided[0]);
-    EXPECT_EQ(contiguous[1], strided[1]);
-    EXPECT_EQ(strided[0], strided[1]);
+    for (int64_t n : {5, 256, 4097, 4098, 4099, 4100, 4101, 4102, 4103, 4104}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << ", " << n << " elements");
+      manual_seed(41);
+      std::vector<double> values = mul(randn({n}), 8.0).to_vector();
+      const std::vector<double> extremes{0.0, -0.0, 30.0, -30.0, 100.0, -100.0, 1000.0, -1000.0};
+      for (size_t i = 0; i < extremes.size(); ++i) values[(300 * i + 2) % values.size()] = extremes[i];
+      const Tensor upstream = randn({n}).to(dtype);
+      // Returns sigmoid(x), silu(x) and silu's gradient, from a contiguous x or from every other element of a
+      // tensor twice as long (the strided loop).
+      auto run = [&](bool strided) {
+        Tensor leaf, x;
+        if (strided) {
+          std::vector<double> spread(static_cast<size_t>(2 * n), 3.0);
+          for (int64_t i = 0; i < n; ++i) spread[static_cast<size_t>(2 * i)] = values[static_cast<size_t>(i)];
+          leaf = from_vector(spread, {2 * n}, TensorOptions(dtype)).requires_grad_();
+          x = leaf.slice(0, 0, 2 * n, 2);
+        } else {
+          leaf = from_vector(values, {n}, TensorOptions(dtype)).requires_grad_();
+          x = leaf;
+        }
+        const Tensor s = sigmoid(x.detach()), y = silu(x);
+        sum(mul(y, upstream)).backward();
+        const Tensor grad = strided ? leaf.grad().slice(0, 0, 2 * n, 2) : leaf.grad();
+        return concat({s.to_vector(), y.to_vector(), grad.to_vector()});
+      };
+      const auto contiguous = with_each_isa([&] { return run(false); });
+      const auto strided = with_each_isa([&] { return run(true); });
+      EXPECT_EQ(contiguous[0], strided[0]);
+      EXPECT_EQ(contiguous[1], strided[1]);
+      EXPECT_EQ(strided[0], strided[1]);
+    }
   }
 }
 
+// The batch norm's sums must stay out of the AVX2 copy: with gamma 0, dz is the same multiple of dy all over
+// the channel, and two huge values of opposite sign in dy make grad_beta = sum dz depend on the order of
+// the sum (a wider reduction gives another answer).
 TEST_F(CpuIsa, BatchNormSumsDoNotDependOnTheVectorWidth) {
   const auto runs = with_each_isa([] {
     std::vector<double> dy(64);
