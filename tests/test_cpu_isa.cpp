@@ -3,12 +3,19 @@
 // must not show in any result. Both sets run here, one after the other, wherever the CPU has AVX2.
 #include <gtest/gtest.h>
 
+#if defined(__GLIBC__)
+#include <gnu/libc-version.h>
+#endif
+
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "tensor/cpu/isa.h"
+#include "tensor/cpu/libm_expf.h"
 #include "tensor/nn.h"
 #include "tensor/ops.h"
 #include "tensor/random.h"
@@ -109,6 +116,42 @@ TEST_F(CpuIsa, SigmoidAndSiluGiveTheBitsOfTheScalarLoop) {
       EXPECT_EQ(strided[0], strided[1]);
     }
   }
+}
+
+// libm_expf (tensor/cpu/libm_expf.h), glibc's expf as a vector loop, must give expf's bits: every 4,099th
+// float bit pattern, the two values that tell FMA contractions apart, and the edges of glibc's other paths.
+// On the reference platform (glibc 2.36, a CPU with AVX2 and FMA) the copy must be the one in use; elsewhere
+// libm_expf may fall back to calling expf, which passes trivially.
+TEST_F(CpuIsa, LibmExpfGivesExpfsBits) {
+#if defined(__GLIBC__)
+  __builtin_cpu_init();
+  if (std::string(gnu_get_libc_version()) == "2.36" && __builtin_cpu_supports("fma")) {
+    EXPECT_TRUE(cpu::libm_expf_copy_usable()) << "the check against glibc 2.36's expf failed";
+  }
+#endif
+  std::vector<float> x;
+  auto add_bits = [&x](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    x.push_back(f);
+  };
+  for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 4099) add_bits(static_cast<uint32_t>(b));
+  for (float edge : {0.0f, -0.0f, 88.0f, -88.0f, 0x1.62e42ep6f, 0x1.62e430p6f, 89.0f, -0x1.9d1d9ep6f, -0x1.9fe368p6f,
+                     -104.0f, -150.0f, 0x1.04845ep+5f, -0x1.f8cbb2p+5f, 1e-40f, -1e-40f,
+                     std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                     std::numeric_limits<float>::quiet_NaN()}) {
+    x.push_back(edge);
+  }
+  std::vector<float> out(x.size());
+  cpu::libm_expf(x.data(), out.data(), static_cast<int64_t>(x.size()));
+  int64_t differ = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float libm = ::expf(x[i]);
+    if (std::memcmp(&libm, &out[i], sizeof libm) != 0 && ++differ <= 5) {
+      ADD_FAILURE() << "expf(" << std::hexfloat << x[i] << ") is " << libm << ", libm_expf gave " << out[i];
+    }
+  }
+  EXPECT_EQ(differ, 0) << "of " << x.size() << " values";
 }
 
 // The batch norm's sums must stay out of the AVX2 copy: with gamma 0, dz is the same multiple of dy all over

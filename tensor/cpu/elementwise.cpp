@@ -6,6 +6,7 @@
 
 #include "tensor/cpu/isa.h"
 #include "tensor/cpu/kernels.h"
+#include "tensor/cpu/libm_expf.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/elementwise_math.h"
 #include "tensor/philox.h"
@@ -57,9 +58,10 @@ void random(const Tensor& dst, RandomKind kind, double a, double b, uint64_t see
 namespace {
 
 // Sigmoid, SiLU and SiLU's gradient call libm's exp once per element, and the call keeps the loop scalar. On
-// contiguous float32 and float64 runs, exp(-x) is taken for a block of elements first, by the same call (so
-// the same bits), and the rest of elementwise_math.h's formula — a division and a few products, each element
-// on its own — runs as a vector loop, for AVX2 where the CPU has it (isa.h).
+// contiguous float32 and float64 runs, exp(-x) is taken for a block of elements first, with libm's bits
+// (float32: libm_expf.h, a vector loop where it can be; float64: the same call as before), and the rest of
+// elementwise_math.h's formula — a division and a few products, each element on its own — runs as a vector
+// loop, for AVX2 where the CPU has it (isa.h).
 constexpr int64_t kExpBlock = 256;
 
 template <UnaryOp kOp>
@@ -91,9 +93,15 @@ struct SiluGradFromExp {
 template <class T, class Finish>
 void by_exp_blocks(const T* x, int64_t n, Finish&& finish) {
   T e[kExpBlock];
+  [[maybe_unused]] float minus_x[kExpBlock];
   for (int64_t first = 0; first < n; first += kExpBlock) {
     const int64_t count = std::min(kExpBlock, n - first);
-    for (int64_t j = 0; j < count; ++j) e[j] = math::exp(-x[first + j]);
+    if constexpr (std::is_same_v<T, float>) {
+      for (int64_t j = 0; j < count; ++j) minus_x[j] = -x[first + j];
+      libm_expf(minus_x, e, count);
+    } else {
+      for (int64_t j = 0; j < count; ++j) e[j] = math::exp(-x[first + j]);
+    }
     finish(first, count, e);
   }
 }
