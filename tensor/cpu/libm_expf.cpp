@@ -1,7 +1,9 @@
 #include "tensor/cpu/libm_expf.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "tensor/cpu/isa.h"
 
@@ -20,13 +22,23 @@ constexpr uint64_t kTable[32] = {
     0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d, 0x3feee89f995ad3ad,
     0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069, 0x3fef5818dcfba487, 0x3fef7c97337b9b5f,
     0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
+// The constants below (32 / ln 2 and the cubic's coefficients) are Arm optimized-routines' (MIT license), as
+// glibc carries them: the bits depend on them, so they cannot be fitted anew.
 constexpr double kScale = 0x1.71547652b82fep+0 * 32;  // 32 / ln 2
 constexpr double kShift = 0x1.8p+52;                  // adding it rounds to an integer
 constexpr double kC0 = 0x1.c6af84b912394p-5 / 32 / 32 / 32;
 constexpr double kC1 = 0x1.ebfce50fac4f3p-3 / 32 / 32;
 constexpr double kC2 = 0x1.62e42ff0c52d6p-1 / 32;
 
-__attribute__((target("avx2,fma"))) void expf_copy(const float* x, float* out, int64_t n) {
+// |x| < 88, as glibc tests it: on the bits (the exponent and top mantissa bits below 88's), so that NaN is
+// outside and no floating-point comparison raises a flag.
+inline bool in_main_path(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x7fffffff) < 0x42b00000;
+}
+
+__attribute__((target("avx2,fma"))) void expf_copy(const float* __restrict x, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const double xd = x[i];
     double kd = std::fma(kScale, xd, kShift);
@@ -47,17 +59,19 @@ bool cpu_has_fma() {
   return __builtin_cpu_supports("fma");
 }
 
-// Values across the range, and two whose bits tell the FMA contractions apart (any other contraction of
-// the same algorithm rounds them the other way).
+// Values across the copy's range; two that come out differently when r = z - k is not fused (the one contraction
+// that shows in the result); and three that glibc 2.36 rounds the wrong way, which a correctly rounded expf
+// (another libm) would not.
 bool copy_matches_libm() {
   if (!cpu_has_avx2() || !cpu_has_fma()) return false;
-  constexpr int kSamples = 4096;
-  float x[kSamples + 2], copy[kSamples + 2];
-  for (int i = 0; i < kSamples; ++i) x[i] = -103.9f + 191.8f * static_cast<float>(i) / kSamples;
-  x[kSamples] = 0x1.04845ep+5f;
-  x[kSamples + 1] = -0x1.f8cbb2p+5f;
-  expf_copy(x, copy, kSamples + 2);
-  for (int i = 0; i < kSamples + 2; ++i) {
+  constexpr int kGrid = 4096;
+  constexpr float kTelling[] = {0x1.04845ep+5f, -0x1.f8cbb2p+5f, -0x1.e5cf66p+5f, 0x1.3e226p+2f, 0x1.393b4cp+5f};
+  constexpr int kSamples = kGrid + static_cast<int>(std::size(kTelling));
+  float x[kSamples], copy[kSamples];
+  for (int i = 0; i < kGrid; ++i) x[i] = -87.9f + 175.8f * static_cast<float>(i) / kGrid;  // the copy's |x| < 88
+  std::copy(std::begin(kTelling), std::end(kTelling), x + kGrid);
+  expf_copy(x, copy, kSamples);
+  for (int i = 0; i < kSamples; ++i) {
     const float libm = ::expf(x[i]);
     if (std::memcmp(&libm, &copy[i], sizeof libm) != 0) return false;
   }
@@ -80,9 +94,17 @@ bool libm_expf_copy_usable() {
 void libm_expf(const float* x, float* out, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (libm_expf_copy_usable()) {
-    expf_copy(x, out, n);
-    for (int64_t i = 0; i < n; ++i) {
-      if (!(std::fabs(x[i]) < 88.0f)) out[i] = ::expf(x[i]);  // glibc's other paths (and NaN)
+    // Elements outside |x| < 88 are libm's; the copy gets 0 in their place, which raises no floating-point
+    // flag (a select inside expf_copy's loop would keep GCC from vectorizing it).
+    constexpr int64_t kChunk = 256;
+    float in_range[kChunk];
+    for (int64_t first = 0; first < n; first += kChunk) {
+      const int64_t count = std::min(kChunk, n - first);
+      for (int64_t j = 0; j < count; ++j) in_range[j] = in_main_path(x[first + j]) ? x[first + j] : 0.0f;
+      expf_copy(in_range, out + first, count);
+      for (int64_t j = 0; j < count; ++j) {
+        if (!in_main_path(x[first + j])) out[first + j] = ::expf(x[first + j]);  // glibc's other paths
+      }
     }
     return;
   }
