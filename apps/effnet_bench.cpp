@@ -97,6 +97,61 @@ void bench_loader(const std::string& root, const std::vector<int>& workers, cons
   }
 }
 
+// Training fed by the data loader, once per worker count: step_on(images, labels) on each of its batches
+// (whole ones, over as many epochs as it takes), timed by the host clock. One line each, after `label`.
+template <class Step>
+void bench_end_to_end(const std::string& root, const std::vector<int>& workers, const std::string& crop,
+                      int64_t batch, int64_t cache_mb, int warmup, int steps, Device device, Step&& step_on,
+                      const std::string& label) {
+  const data::Dataset dataset = data::load_mask_train(root);
+  const Backend& kernels = backend(device, "effnet_bench");
+  for (int n : workers) {
+    data::LoaderOptions options;
+    options.batch_size = batch;
+    options.workers = n;
+    options.drop_last = true;  // one shape: each new shape costs the GPU an algorithm search
+    options.device = device;
+    options.cache_bytes = static_cast<size_t>(cache_mb) << 20;
+    options.report_bad_files = false;
+    data::DataLoader loader(dataset.samples, recipe_transforms(crop), options);
+    EFFNET_CHECK(loader.batches_per_epoch() > 0, "--data: ", dataset.samples.size(), " images in ", root,
+                 " make no whole batch of ", batch);
+    int64_t epoch = 0;
+    double waiting = 0;  // seconds the training thread waited for the loader
+    loader.start_epoch(epoch);
+    auto next_batch = [&] {
+      const auto start = std::chrono::steady_clock::now();
+      std::optional<data::Batch> b = loader.next();
+      if (!b) {
+        loader.start_epoch(++epoch);
+        b = loader.next();
+      }
+      waiting += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return std::move(*b);
+    };
+    for (int i = 0; i < warmup; ++i) {
+      const data::Batch b = next_batch();
+      step_on(b.images, b.labels);
+    }
+    kernels.synchronize(device);
+    reset_peak_memory_stats(device);
+    waiting = 0;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) {
+      const data::Batch b = next_batch();
+      step_on(b.images, b.labels);
+    }
+    kernels.synchronize(device);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("%s %s batch %lld on %s from %s, %d workers: %.1f ms a step over %d steps, %.0f%% of it waiting "
+                "for the loader, %.1f images/s, peak memory %.0f MiB\n",
+                label.c_str(), crop.c_str(), static_cast<long long>(batch), device.str().c_str(), root.c_str(), n,
+                1000 * seconds / steps, steps, 100 * waiting / seconds, static_cast<double>(batch) * steps / seconds,
+                static_cast<double>(memory_stats(device).peak_allocated) / (1 << 20));
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,53 +254,8 @@ int main(int argc, char** argv) {
     if (!data_root.empty()) {
       EFFNET_CHECK(!max_batch && mode == "train", "--data (end to end) times training at --batch; not with ",
                    max_batch ? "--max-batch" : "--mode infer");
-      const data::Dataset dataset = data::load_mask_train(data_root);
-      for (int n : workers) {
-        data::LoaderOptions loader_options;
-        loader_options.batch_size = batch;
-        loader_options.workers = n;
-        loader_options.drop_last = true;  // one shape: each new shape costs the GPU an algorithm search
-        loader_options.device = device;
-        loader_options.cache_bytes = static_cast<size_t>(cache_mb) << 20;
-        loader_options.report_bad_files = false;
-        data::DataLoader loader(dataset.samples, recipe_transforms(crop), loader_options);
-        EFFNET_CHECK(loader.batches_per_epoch() > 0, "--data: ", dataset.samples.size(), " images in ", data_root,
-                     " make no whole batch of ", batch);
-        int64_t epoch = 0;
-        double waiting = 0;  // seconds the training thread waited for the loader
-        loader.start_epoch(epoch);
-        auto next_batch = [&] {
-          const auto start = std::chrono::steady_clock::now();
-          std::optional<data::Batch> b = loader.next();
-          if (!b) {
-            loader.start_epoch(++epoch);
-            b = loader.next();
-          }
-          waiting += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          return std::move(*b);
-        };
-        for (int i = 0; i < warmup; ++i) {
-          const data::Batch b = next_batch();
-          step_on(b.images, b.labels);
-        }
-        kernels.synchronize(device);
-        reset_peak_memory_stats(device);
-        waiting = 0;
-        const auto start = std::chrono::steady_clock::now();
-        for (int i = 0; i < steps; ++i) {
-          const data::Batch b = next_batch();
-          step_on(b.images, b.labels);
-        }
-        kernels.synchronize(device);
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::printf("effnet_bench %s %s train %s batch %lld on %s from %s, %d workers: %.1f ms a step over %d "
-                    "steps, %.0f%% of it waiting for the loader, %.1f images/s, peak memory %.0f MiB\n",
-                    variant.c_str(), model_name.c_str(), crop.c_str(), static_cast<long long>(batch),
-                    device.str().c_str(), data_root.c_str(), n, 1000 * seconds / steps, steps,
-                    100 * waiting / seconds, static_cast<double>(batch) * steps / seconds,
-                    static_cast<double>(memory_stats(device).peak_allocated) / (1 << 20));
-        std::fflush(stdout);
-      }
+      bench_end_to_end(data_root, workers, crop, batch, cache_mb, warmup, steps, device, step_on,
+                       "effnet_bench " + variant + " " + model_name + " train");
       return 0;
     }
     if (max_batch) {

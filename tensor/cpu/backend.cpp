@@ -36,7 +36,6 @@ std::shared_ptr<Storage> allocate(size_t nbytes, Device device) {
   return std::make_shared<Storage>(data, nbytes, device, [&allocator](void* p) { allocator.free(p); });
 }
 
-
 void synchronize(Device) {}
 
 }  // namespace cpu
