@@ -17,6 +17,7 @@ namespace effnet {
 struct CachingAllocator::Block {
   char* ptr = nullptr;
   size_t size = 0;
+  size_t requested = 0;  // while allocated: the bytes asked for
   void* stream = nullptr;
   FreeList* pool = nullptr;  // where the block goes while free
   bool allocated = false;
@@ -124,8 +125,10 @@ void* CachingAllocator::allocate(size_t bytes, void* stream) {
 
   split(pool, block, size);
   block->allocated = true;
+  block->requested = bytes;
   allocated_.emplace(block->ptr, block);
   stats_.allocated += block->size;
+  stats_.requested += bytes;
   stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
   return block->ptr;
 }
@@ -141,6 +144,7 @@ void CachingAllocator::free(void* ptr) {
   allocated_.erase(found);
   block->allocated = false;
   stats_.allocated -= block->size;
+  stats_.requested -= block->requested;
 
   // Merging keeps the lower block, so the first block of a segment stays its head.
   FreeList& pool = *block->pool;

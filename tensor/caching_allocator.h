@@ -49,6 +49,7 @@ class RawAllocator {
 
 struct AllocatorStats {
   size_t allocated = 0;       // bytes in blocks handed out (rounded sizes)
+  size_t requested = 0;       // bytes asked for by the blocks handed out (before rounding; the tensors' own)
   size_t reserved = 0;        // bytes in segments held from the device (allocated + cached)
   size_t peak_allocated = 0;
   size_t peak_reserved = 0;

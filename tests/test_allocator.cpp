@@ -406,6 +406,33 @@ TEST(CachingAllocator, TracksAndResetsPeaks) {
   EXPECT_EQ(alloc->stats().peak_reserved, 2 * MiB);
 }
 
+// `requested` counts the bytes asked for; `allocated` the blocks, which are rounded up, and whole when a
+// cached block is reused with less than 1 MiB to spare (too little to split off).
+TEST(CachingAllocator, CountsTheBytesRequestedApartFromTheBlocks) {
+  FakeDevice device;
+  auto alloc = make_allocator(device);
+  void* small = alloc->allocate(1000);
+  void* first = alloc->allocate(4 * MiB);  // one 20 MiB segment: 4 + 10 + 6 MiB
+  void* middle = alloc->allocate(10 * MiB);
+  void* last = alloc->allocate(6 * MiB);
+  alloc->free(first);
+  void* reused = alloc->allocate(3 * MiB + MiB / 2);  // the freed 4 MiB block, whole
+  EXPECT_EQ(reused, first);
+  AllocatorStats s = alloc->stats();
+  EXPECT_EQ(s.requested, 1000 + 19 * MiB + MiB / 2);
+  EXPECT_EQ(s.allocated, 1024 + 20 * MiB);
+  alloc->free(small);
+  alloc->free(middle);
+  alloc->free(last);
+  s = alloc->stats();
+  EXPECT_EQ(s.requested, 3 * MiB + MiB / 2);
+  EXPECT_EQ(s.allocated, 4 * MiB);
+  alloc->free(reused);
+  s = alloc->stats();
+  EXPECT_EQ(s.requested, 0u);
+  EXPECT_EQ(s.allocated, 0u);
+}
+
 TEST(CachingAllocator, DestructorReleasesEverySegment) {
   FakeDevice device;
   {
