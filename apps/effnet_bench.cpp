@@ -1,7 +1,9 @@
 // effnet_bench: training (or inference) speed of an EfficientNet on synthetic data: images/s, the median
-// step time after warm-up, and the peak GPU memory. A training step is forward, cross-entropy, backward
-// and an AdamP step, as in the recipe. On CUDA a step is timed with device events around it on effnet's
-// stream (the host waits after each step, so steps do not overlap); on the CPU with the host clock.
+// step time after warm-up, the peak memory, and (training) the memory held for backward: what forward and
+// the loss of one more step allocate and still hold when backward starts (the activations saved). A training
+// step is forward, cross-entropy, backward and an AdamP step, as in the recipe. On CUDA a step is timed with
+// device events around it on effnet's stream (the host waits after each step, so steps do not overlap); on
+// the CPU with the host clock.
 // --precision bf16 | fp16 is train.precision's mixed precision (fp16 with dynamic loss scaling), --tf32
 // lets float32 use TF32 tensor cores, --channels-last runs the activations NHWC.
 //
@@ -235,14 +237,20 @@ int main(int argc, char** argv) {
     if (precision == "fp16") scaler.emplace();
     if (memory_limit_mb > 0) set_memory_limit(device, static_cast<size_t>(memory_limit_mb) << 20);
 
-    auto step_on = [&](const Tensor& images, const Tensor& targets) {
+    // A training step, with `held` (when asked) set to the bytes that forward and the loss asked for and that
+    // are still held when backward starts: the activations saved for backward, which set the peak memory.
+    // Counted as requested, not as the allocator's rounded blocks: what any allocator would have to hold.
+    auto step_on = [&](const Tensor& images, const Tensor& targets, size_t* held = nullptr) {
       const AutocastGuard autocast(autocast_to);
       if (mode == "infer") {
         autograd::NoGradGuard no_grad;
         model.forward(images);
         return;
       }
-      backward_and_step(cross_entropy(model.forward(images), targets), optimizer, scaler ? &*scaler : nullptr);
+      const size_t before = memory_stats(device).requested;
+      const Tensor loss = cross_entropy(model.forward(images), targets);
+      if (held != nullptr) *held = memory_stats(device).requested - before;
+      backward_and_step(loss, optimizer, scaler ? &*scaler : nullptr);
       optimizer.zero_grad();
     };
     auto images_of = [&](int64_t n) { return randn({n, 3, img_size, img_size}).to(device); };
@@ -317,6 +325,11 @@ int main(int argc, char** argv) {
                 static_cast<long long>(img_size), static_cast<long long>(batch), device.str().c_str(), median, ms.front(), ms.back(),
                 1000.0 * static_cast<double>(batch) / median);
     std::printf(", peak memory %.0f MiB", peak_mib);
+    if (mode == "train") {
+      size_t held = 0;
+      step_on(images, targets, &held);
+      std::printf(", held for backward %.0f MiB", static_cast<double>(held) / (1 << 20));
+    }
     std::printf("\n");
     return 0;
   } catch (const Error& e) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# effnet against PyTorch + timm, side by side in one run on one machine: training images/s (and peak GPU
-# memory) of the same model, input size and batch on synthetic data, timed the same way (median of the
-# synchronized steps after warm-up; apps/effnet_bench.cpp, scripts/bench_pytorch.py). Prints a Markdown
-# table with the machine, ready for docs/performance.md.
+# effnet against PyTorch + timm, side by side in one run on one machine: training images/s (with the peak
+# GPU memory, and the memory held for backward: the activations) of the same model, input size and batch on
+# synthetic data, timed the same way (median of the synchronized steps after warm-up; apps/effnet_bench.cpp,
+# scripts/bench_pytorch.py). Prints a Markdown table with the machine, ready for docs/performance.md.
 #
 #   scripts/bench_compare.sh BIN_DIR cpu    # efficientnet_b0, 224x224, batch 8, threads = cores
 #   scripts/bench_compare.sh BIN_DIR cuda   # efficientnet_b4 380x380 batch 32, efficientnet_b0 224x224 batch 64
@@ -54,10 +54,15 @@ fi
 images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }
 timed_batch() { sed -n 's/.* batch \([0-9]*\) on .*/\1/p' <<<"$1"; }
 memory() { sed -n 's/.*peak memory \([0-9]*\) MiB.*/\1/p' <<<"$1"; }
-# images/s (peak memory), and the batch where the row's batch is "max" (each framework's own largest)
+held() { sed -n 's/.*held for backward \([0-9]*\) MiB.*/\1/p' <<<"$1"; }
+# images/s (peak memory, memory held for backward), and the batch where the row's batch is "max" (each
+# framework's own largest)
 cell() {
+  local m
+  m="$([[ -n $(memory "$1") ]] && echo -n "peak $(memory "$1") MiB")"
+  [[ -n $(held "$1") ]] && m+="${m:+, }held $(held "$1") MiB"
   echo -n "$(images_per_s "$1")"
-  [[ -n $(memory "$1") ]] && echo -n " ($(memory "$1") MiB)"
+  [[ -n $m ]] && echo -n " ($m)"
   [[ $batch == max ]] && echo -n " at batch $(timed_batch "$1")"
   true
 }
@@ -66,7 +71,7 @@ peer() { case ${1%%+*} in fp32) echo eager_fp32 ;; bf16) echo eager_bf16_cl ;; e
 
 settings="$steps timed steps after 3 warm-up, training (forward, CE, backward, AdamP), drop path $drop_path"
 echo "Machine: $machine; $(date -u +%Y-%m-%d); $settings"
-echo "Cells: images/s (peak memory). Variants per row: $(for c in "${cases[@]}"; do echo -n "${c##* } "; done)"
+echo "Cells: images/s (peak memory; memory held for backward: the activations). Variants per row: $(for c in "${cases[@]}"; do echo -n "${c##* } "; done)"
 echo
 echo "| model | input | batch | effnet | PyTorch | effnet / PyTorch (same precision) |"
 echo "|---|---|---:|---|---|---|"

@@ -6,7 +6,9 @@ A training step is forward, cross-entropy against class 1, backward, an AdamP st
 installed, else torch's Adam: say which) and zero_grad, as effnet_bench's. Like effnet_bench, a step is timed
 with CUDA events around it on the current stream and waited for (on the CPU: the host clock); the median over
 --steps steps after --warmup untimed ones is reported. Peak memory: torch.cuda.max_memory_allocated over the
-timed steps.
+timed steps. Held for backward (training): one more step's bytes allocated by forward and the loss and still
+held when backward starts, i.e. the activations saved for backward (on the CPU, from the profiler's record of
+allocations), as effnet_bench reports them.
 
 Variants (--variants, comma-separated):
   eager_fp32     float32, NCHW (TF32 off, as effnet's float32)
@@ -14,7 +16,8 @@ Variants (--variants, comma-separated):
   compile_bf16_cl  the same under torch.compile (the compile happens in the warm-up steps)
 
 Prints one line per variant in effnet_bench's format:
-  pytorch eager_fp32 efficientnet_b0 train 224x224 batch 8 on cpu: median step X ms (min A, max B), Y images/s[, peak memory Z MiB]
+  pytorch eager_fp32 efficientnet_b0 train 224x224 batch 8 on cpu: median step X ms (min A, max B), Y images/s[, peak
+  memory Z MiB], held for backward H MiB
 
 --max-batch (CUDA, eager variants) first finds the largest batch whose two steps fit on the card, with
 effnet_bench --max-batch's search and grid (scripts/batch_fit.py; a trial's memory is
@@ -42,13 +45,36 @@ import torch
 from batch_fit import describe, find_largest_batch
 
 
-def optimizer_for(model):
+def optimizer_for(model, channels_last):
+    if channels_last:  # adamp's projection calls .view on the gradients, which fails for channels-last ones
+        return torch.optim.Adam(model.parameters(), lr=1e-4), "Adam (adamp cannot take channels-last weights)"
     try:
         from adamp import AdamP
 
         return AdamP(model.parameters(), lr=1e-4), "AdamP"
     except ImportError:
         return torch.optim.Adam(model.parameters(), lr=1e-4), "Adam (adamp not installed)"
+
+
+def bytes_held_by(device, forward):
+    """forward()'s result and the bytes it allocated that are still held when it returns: for forward and the
+    loss, the activations saved for backward. On the CPU, where PyTorch keeps no allocator statistics, the
+    profiler's record of every allocation and free (of the bytes asked for) gives them."""
+    if device.type == "cuda":  # bytes requested, before the allocator rounds them up, as effnet_bench counts
+
+        def requested():
+            return torch.cuda.memory_stats(device)["requested_bytes.all.current"]
+
+        before = requested()
+        result = forward()
+        return result, requested() - before
+    from torch.profiler import ProfilerActivity, profile
+    gc.collect()  # a free inside the profiled region of something made before it would count against it
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = forward()
+    # "[memory]" events: +bytes for an allocation, -bytes for a free
+    held = sum(e.nbytes() for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    return result, held
 
 
 def bench(variant, args):
@@ -59,7 +85,7 @@ def bench(variant, args):
     half = variant != "eager_fp32"
     if half:
         model = model.to(memory_format=torch.channels_last)
-    optimizer, optimizer_name = optimizer_for(model)
+    optimizer, optimizer_name = optimizer_for(model, channels_last=half)
     forward = torch.compile(model) if variant.startswith("compile") else model
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -69,13 +95,16 @@ def bench(variant, args):
             images = images.contiguous(memory_format=torch.channels_last)
         return images, torch.ones(batch, dtype=torch.long, device=device)
 
-    def step_on(images, targets):
+    def step_on(images, targets, held=None):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half):
             if args.mode == "infer":
                 with torch.no_grad():
                     forward(images)
                 return
-            loss = loss_fn(forward(images), targets)
+            if held is None:
+                loss = loss_fn(forward(images), targets)
+            else:
+                loss, held[0] = bytes_held_by(device, lambda: loss_fn(forward(images), targets))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -153,6 +182,10 @@ def bench(variant, args):
             f"{1000 * batch / median:.1f} images/s")
     if device.type == "cuda":
         line += f", peak memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB"
+    if args.mode == "train":
+        held = [0]
+        step_on(images, targets, held)
+        line += f", held for backward {held[0] / 2**20:.0f} MiB"
     print(line + (f" [{optimizer_name}]" if args.mode == "train" and optimizer_name != "AdamP" else ""), flush=True)
 
 
