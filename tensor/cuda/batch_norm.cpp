@@ -76,6 +76,12 @@ bool unsupported_layout(cudnnStatus_t status, const Tensor& x) {
          x.suggest_memory_format() == MemoryFormat::ChannelsLast;
 }
 
+// effnet's kernels take what cuDNN's legacy batch norm cannot: 16-bit activations, a fused activation, and
+// tensors past its 32-bit indexing (a large batch; effnet's kernels work through them in chunks).
+bool use_own_kernels(const Tensor& x, Activation act) {
+  return is_16bit(x.dtype()) || act != Activation::None || x.numel() > max_elements_per_call();
+}
+
 void zero(const Tensor& t, cudaStream_t stream) {
   EFFNET_CUDA_CHECK(
       cudaMemsetAsync(t.data_ptr(), 0, static_cast<size_t>(t.numel()) * element_size(t.dtype()), stream));
@@ -86,7 +92,7 @@ void zero(const Tensor& t, cudaStream_t stream) {
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
                       const Tensor& save_mean, const Tensor& save_invstd) {
-  if (is_16bit(x.dtype()) || act != Activation::None) {
+  if (use_own_kernels(x, act)) {
     own_batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps, act, y, save_mean, save_invstd);
     return;
   }
@@ -124,7 +130,7 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
 void batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                          const Tensor& save_mean, const Tensor& save_invstd, double eps, Activation act,
                          const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
-  if (is_16bit(x.dtype()) || act != Activation::None) {
+  if (use_own_kernels(x, act)) {
     own_batch_norm_backward(grad_y, x, gamma, beta, save_mean, save_invstd, act, grad_x, grad_gamma, grad_beta);
     return;
   }

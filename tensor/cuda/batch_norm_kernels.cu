@@ -229,7 +229,7 @@ __device__ __forceinline__ uint32_t channel_of(const Geometry& g, uint32_t i) {
   return g.channels_last ? g.by_c.remainder(i) : g.by_c.remainder(g.by_hw.divide(i));
 }
 
-// The elementwise kernels take at most 2^31 elements per launch (32-bit indices; the caller checks).
+// The elementwise kernels take fewer than 2^31 elements per launch (32-bit indices; for_image_chunks).
 template <Activation kAct, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
     normalize_kernel(uint32_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
@@ -289,10 +289,24 @@ void channel_sums(const Geometry& g, uint32_t splits, const Terms& terms, A* par
 // The per-channel tensors' dtype for x's: float32 for 16-bit x (mixed precision), x's own otherwise.
 DType channel_dtype(const Tensor& x) { return is_16bit(x.dtype()) ? kFloat32 : x.dtype(); }
 
-// The statistics kernels index a channel's values in 32 bits with room for a step past the end (the
-// elementwise normalize kernel indexes in 64 bits).
-void check_32bit(const char* op, const Tensor& x) {
-  EFFNET_CHECK(x.numel() <= INT32_MAX, op, ": ", x.str(), " has 2^31 elements or more");
+// The statistics kernels count a channel's M = N HW values in 32 bits, with room for a step past the end.
+void check_channel_values(const char* op, const Tensor& x) {
+  EFFNET_CHECK(x.size(0) * x.size(2) * x.size(3) <= INT32_MAX, op, ": ", x.str(),
+               " has 2^31 values per channel or more");
+}
+
+// Calls launch(first, count) over x's elements in chunks of whole images of at most max_elements_per_call()
+// elements: the elementwise kernels index in 32 bits, and a chunk that starts at an image keeps channel_of's
+// count right (an image is C HW elements). One chunk when x fits. x has elements.
+template <class F>
+void for_image_chunks(const char* op, const Tensor& x, F&& launch) {
+  const int64_t per_image = x.numel() / x.size(0);
+  EFFNET_CHECK(per_image <= max_elements_per_call(), op, ": one image of ", x.str(), " has more than ",
+               max_elements_per_call(), " elements");
+  const int64_t images = max_elements_per_call() / per_image;
+  for (int64_t first = 0; first < x.size(0); first += images) {
+    launch(first * per_image, std::min(images, x.size(0) - first) * per_image);
+  }
 }
 
 void check(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
@@ -367,7 +381,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
                           const Tensor& save_mean, const Tensor& save_invstd) {
   const char* op = "cuda batch_norm (effnet's kernels)";
   check(op, x, {&y}, {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
-  check_32bit(op, x);
+  check_channel_values(op, x);
   const Geometry g = geometry_of(x);
   if (g.c == 0) return;
   const int device = x.device().index;
@@ -390,10 +404,13 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
         running_var.data<A>(), static_cast<A>(momentum), static_cast<A>(eps), save_mean.data<A>(),
         save_invstd.data<A>(), scale, shift);
     EFFNET_CUDA_CHECK_LAUNCH();
+    T* py = static_cast<T*>(y.data_ptr());
     with_activation(act, [&](auto act_tag) {
-      normalize_kernel<decltype(act_tag)::value, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-          static_cast<uint32_t>(x.numel()), g, px, scale, shift, static_cast<T*>(y.data_ptr()));
-      EFFNET_CUDA_CHECK_LAUNCH();
+      for_image_chunks(op, x, [&](int64_t first, int64_t count) {
+        normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
+            static_cast<uint32_t>(count), g, px + first, scale, shift, py + first);
+        EFFNET_CUDA_CHECK_LAUNCH();
+      });
     });
   });
 }
@@ -403,7 +420,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
                              const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
   const char* op = "cuda batch_norm_backward (effnet's kernels)";
   check(op, x, {&grad_y, &grad_x}, {&gamma, &save_mean, &save_invstd, &grad_gamma, &grad_beta});
-  check_32bit(op, x);
+  check_channel_values(op, x);
   if (act != Activation::None) check(op, x, {}, {&beta});
   const Geometry g = geometry_of(x);
   if (g.c == 0) return;
@@ -435,10 +452,13 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
           g, splits, partial_dy, partial_dy_xmu, gamma.data<A>(), pbeta, save_mean.data<A>(), save_invstd.data<A>(),
           grad_gamma.data<A>(), grad_beta.data<A>(), coef_a, coef_b, coef_d, scale, shift);
       EFFNET_CUDA_CHECK_LAUNCH();
-      grad_input_kernel<kAct, T><<<grid_for(x.numel(), ctx), kThreads, 0, ctx.stream>>>(
-          static_cast<uint32_t>(x.numel()), g, px, pdy, save_mean.data<A>(), coef_a, coef_b, coef_d, scale, shift,
-          static_cast<T*>(grad_x.data_ptr()));
-      EFFNET_CUDA_CHECK_LAUNCH();
+      T* pdx = static_cast<T*>(grad_x.data_ptr());
+      for_image_chunks(op, x, [&](int64_t first, int64_t count) {
+        grad_input_kernel<kAct, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
+            static_cast<uint32_t>(count), g, px + first, pdy + first, save_mean.data<A>(), coef_a, coef_b, coef_d,
+            scale, shift, pdx + first);
+        EFFNET_CUDA_CHECK_LAUNCH();
+      });
     });
   });
 }
@@ -451,22 +471,16 @@ void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shi
   const int device = x.device().index;
   const Context& ctx = context(device);
   DeviceGuard guard(device);
-  // Whole images per launch, at most 2^31 elements each: element indices restart at an image's start, where
-  // channel_of's count starts too.
-  const int64_t per_image = x.numel() / x.size(0);
-  EFFNET_CHECK(per_image <= INT32_MAX, op, ": one image of ", x.str(), " has 2^31 elements or more");
-  const int64_t images_per_launch = INT32_MAX / per_image;
   with_own_type(x, op, [&](auto zero) {
     using T = decltype(zero);
     using A = compute_t<T>;
     with_activation(act, [&](auto act_tag) {
-      for (int64_t first = 0; first < x.size(0); first += images_per_launch) {
-        const int64_t count = std::min(images_per_launch, x.size(0) - first) * per_image;
+      for_image_chunks(op, x, [&](int64_t first, int64_t count) {
         normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
-            static_cast<uint32_t>(count), g, static_cast<const T*>(x.data_ptr()) + first * per_image,
-            scale.data<A>(), shift.data<A>(), static_cast<T*>(y.data_ptr()) + first * per_image);
+            static_cast<uint32_t>(count), g, static_cast<const T*>(x.data_ptr()) + first, scale.data<A>(),
+            shift.data<A>(), static_cast<T*>(y.data_ptr()) + first);
         EFFNET_CUDA_CHECK_LAUNCH();
-      }
+      });
     });
   });
 }

@@ -7,11 +7,13 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
 #include "tensor/cuda/allocator.h"
 #include "tensor/cuda/check.h"
+#include "tensor/cuda/kernels.h"
 #include "tensor/device.h"
 #include "tensor/error.h"
 
@@ -47,6 +49,9 @@ constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 std::array<std::atomic<Context*>, kMaxDevices> g_contexts{};
 std::mutex g_creation_mutex;
 
+constexpr int64_t kDefaultMaxElementsPerCall = INT32_MAX;
+std::atomic<int64_t> g_max_elements_per_call{kDefaultMaxElementsPerCall};
+
 Context* create_context(int device) {
   DeviceGuard guard(device);
   auto ctx = std::make_unique<Context>();
@@ -67,6 +72,14 @@ Context* create_context(int device) {
 }
 
 }  // namespace
+
+int64_t max_elements_per_call() { return g_max_elements_per_call.load(std::memory_order_relaxed); }
+
+void set_max_elements_per_call(int64_t elements) {
+  EFFNET_CHECK(elements >= 0 && elements <= kDefaultMaxElementsPerCall, "set_max_elements_per_call: ", elements,
+               " is outside [0, 2^31 - 1]");
+  g_max_elements_per_call.store(elements == 0 ? kDefaultMaxElementsPerCall : elements, std::memory_order_relaxed);
+}
 
 void check_device(int device) {
   EFFNET_CHECK(device >= 0 && device < cuda_device_count() && device < kMaxDevices, "cuda:", device,

@@ -10,11 +10,14 @@
 //   N batch   C input channels    H, W input height, width    G groups (w holds C / G input channels)
 //   K output channels   R, S filter height, width   P, Q output height, width
 //
+// A batch too large for one cuDNN call (an operand of 2^31 elements or more) is convolved in chunks of
+// whole images (convolve_in_chunks).
+//
 // cuDNN has several algorithms per direction (implicit GEMM, FFT, Winograd, ...), each with its own speed,
 // scratch needs and dtype support. One is chosen per problem, the first time it is seen: from cuDNN's
 // heuristics, or (EFFNET_CUDNN_BENCHMARK=1) by timing them all on the real operands, which costs a pass of
 // every algorithm but can pick a faster one. The choice is cached with its workspace size; the workspace
-// itself is the context's scratch buffer. A float16 / bfloat16 or NHWC problem for which cuDNN has no
+// itself is a caching-allocator block for the call (Scratch). A float16 / bfloat16 or NHWC problem for which cuDNN has no
 // algorithm is computed on row-major copies (float32 for 16-bit ones; said once on stderr).
 //
 // float32 runs with CUDNN_FMA_MATH: the default math lets Ampere and later GPUs use TF32 tensor cores, which
@@ -38,6 +41,7 @@
 #include "tensor/cuda/cudnn.h"
 #include "tensor/cuda/kernels.h"
 #include "tensor/math_mode.h"
+#include "tensor/ops.h"
 
 namespace effnet::cuda {
 namespace {
@@ -86,8 +90,12 @@ struct Problem {
         x(xt.data_ptr()),
         w(wt.data_ptr()),
         y(yt.data_ptr()) {
-    // cuDNN's legacy descriptors hold int sizes and strides, so whole tensors must index in 32 bits.
-    for (const Tensor* t : {&xt, &wt, &yt}) as_int(t->numel(), direction, "elements of an operand");
+    // cuDNN's legacy descriptors hold int sizes and strides, so whole tensors must index in 32 bits
+    // (convolve_in_chunks keeps a batch's chunks within max_elements_per_call(), which tests lower).
+    for (const Tensor* t : {&xt, &wt, &yt}) {
+      EFFNET_CHECK(t->numel() <= max_elements_per_call(), op_name(direction), ": ", t->str(), " has more than ",
+                   max_elements_per_call(), " elements, more than one cuDNN call takes");
+    }
     auto dim = [&](const Tensor& t, int d) { return as_int(t.size(d), direction, "a size"); };
     // Sizes are given as N, C, H, W (K, C, R, S) in either format; NHWC says how they lie in memory.
     EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc.get(), format, type, dim(xt, 0), dim(xt, 1), dim(xt, 2),
@@ -389,6 +397,42 @@ Tensor fallback_copy(const Tensor& t) {
 std::array<int64_t, 4> dims(const Tensor& t) { return {t.size(0), t.size(1), t.size(2), t.size(3)}; }
 
 template <Direction D>
+void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g);
+
+// cuDNN's legacy descriptors index a tensor in 32 bits, so a batch whose input or output has more elements
+// than max_elements_per_call() is convolved in chunks of whole images, as PyTorch does: each chunk writes
+// its images of y (forward) or of x (backward input); the weight's gradient is the sum of the chunks', added
+// in float32 (float64 for float64) and rounded once into w. Returns false when one call takes the batch.
+template <Direction D>
+bool convolve_in_chunks(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g) {
+  const int64_t n = x.size(0), largest = std::max(x.numel(), y.numel());
+  if (largest <= max_elements_per_call() || n <= 1) return false;
+  // An image alone past the limit is left to one call, which says so (Problem's checks).
+  const int64_t images = std::max<int64_t>(1, max_elements_per_call() / (largest / n));
+  auto chunk = [&](const Tensor& t, int64_t first) { return t.slice(0, first, std::min(n, first + images)); };
+  if constexpr (D != Direction::BackwardWeight) {
+    for (int64_t first = 0; first < n; first += images) convolve<D>(chunk(x, first), w, chunk(y, first), g);
+  } else {
+    const MemoryFormat format = x.suggest_memory_format();
+    const TensorOptions sum_options(w.dtype() == kFloat64 ? kFloat64 : kFloat32, w.device());
+    const Tensor total = empty(w.shape(), sum_options, format);
+    const Tensor part = empty(w.shape(), TensorOptions(w.dtype(), w.device()), format);
+    const Tensor widened = part.dtype() == total.dtype() ? part : empty(w.shape(), sum_options, format);
+    for (int64_t first = 0; first < n; first += images) {
+      convolve<D>(chunk(x, first), part, chunk(y, first), g);
+      if (first == 0) {
+        copy(total, part);
+      } else {
+        if (widened.data_ptr() != part.data_ptr()) copy(widened, part);
+        binary(BinaryOp::Add, total, widened, total);
+      }
+    }
+    copy(w, total);
+  }
+  return true;
+}
+
+template <Direction D>
 void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g) {
   const Tensor& out = D == Direction::Forward ? y : D == Direction::BackwardInput ? x : w;
   EFFNET_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, op_name(D), ": expected 4-D operands, got ",
@@ -410,6 +454,7 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     EFFNET_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, bytes, ctx.stream));
     return;
   }
+  if (convolve_in_chunks<D>(x, w, y, g)) return;
 
   Problem p(D, ctx.cudnn, x, w, y, g);
   const std::array<int64_t, 7> geometry{g.stride_h, g.stride_w, g.pad_h, g.pad_w,

@@ -10,6 +10,12 @@
 
 namespace effnet::cuda {
 
+// context.cpp: cuDNN's legacy API and effnet's 32-bit-indexed kernels take at most this many elements per
+// operand in one call (2^31 - 1); conv.cpp and batch_norm_kernels.cu process larger tensors in chunks of
+// whole images. Tests lower it (0 restores the default) to run the chunking on small tensors.
+int64_t max_elements_per_call();
+void set_max_elements_per_call(int64_t elements);
+
 // elementwise.cu
 void fill(const Tensor& dst, double value);
 void copy(const Tensor& dst, const Tensor& src);
