@@ -17,7 +17,6 @@
 // CUDNN_BATCHNORM_SPATIAL_PERSISTENT is faster but can overflow on some inputs, hence plain SPATIAL.
 // float16 / bfloat16 inputs (mixed precision, float32 per-channel tensors) and batch norm fused with an
 // activation go to effnet's own kernels, batch_norm_kernels.cu.
-#include <climits>
 #include <initializer_list>
 
 #include "tensor/cuda/check.h"
@@ -37,8 +36,10 @@ struct Descriptors {
   bool is_double = false;
 
   Descriptors(const Tensor& x, const char* op) : is_double(x.dtype() == kFloat64) {
-    // cuDNN's legacy descriptors hold int sizes and strides, so x must index in 32 bits.
-    EFFNET_CHECK(x.numel() <= INT_MAX, op, ": ", x.str(), " has more elements than cuDNN's int range");
+    // cuDNN's legacy descriptors hold int sizes and strides, so x must index in 32 bits (larger tensors go
+    // to effnet's kernels: use_own_kernels; tests lower the limit to send small ones there).
+    EFFNET_CHECK(x.numel() <= max_elements_per_call(), op, ": ", x.str(), " has more than ",
+                 max_elements_per_call(), " elements, more than cuDNN's batch norm takes");
     const bool channels_last = x.suggest_memory_format() == MemoryFormat::ChannelsLast;
     EFFNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(data.get(), channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
                                                   is_double ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT,

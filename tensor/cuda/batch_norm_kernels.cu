@@ -289,20 +289,26 @@ void channel_sums(const Geometry& g, uint32_t splits, const Terms& terms, A* par
 // The per-channel tensors' dtype for x's: float32 for 16-bit x (mixed precision), x's own otherwise.
 DType channel_dtype(const Tensor& x) { return is_16bit(x.dtype()) ? kFloat32 : x.dtype(); }
 
-// The statistics kernels count a channel's M = N HW values in 32 bits, with room for a step past the end.
-void check_channel_values(const char* op, const Tensor& x) {
+// The elementwise kernels take at most max_elements_per_call() elements, a whole number of images
+// (for_image_chunks). Checked before any kernel runs.
+void check_image_size(const char* op, const Tensor& x) {
+  EFFNET_CHECK(x.size(1) * x.size(2) * x.size(3) <= max_elements_per_call(), op, ": one image of ", x.str(),
+               " has more than ", max_elements_per_call(), " elements");
+}
+
+// Also the statistics kernels count a channel's M = N HW values in 32 bits, with room for a step past the end.
+void check_sizes(const char* op, const Tensor& x) {
   EFFNET_CHECK(x.size(0) * x.size(2) * x.size(3) <= INT32_MAX, op, ": ", x.str(),
                " has 2^31 values per channel or more");
+  check_image_size(op, x);
 }
 
 // Calls launch(first, count) over x's elements in chunks of whole images of at most max_elements_per_call()
 // elements: the elementwise kernels index in 32 bits, and a chunk that starts at an image keeps channel_of's
-// count right (an image is C HW elements). One chunk when x fits. x has elements.
+// count right (an image is C HW elements). One chunk when x fits. x has elements and passed check_sizes.
 template <class F>
-void for_image_chunks(const char* op, const Tensor& x, F&& launch) {
+void for_image_chunks(const Tensor& x, F&& launch) {
   const int64_t per_image = x.numel() / x.size(0);
-  EFFNET_CHECK(per_image <= max_elements_per_call(), op, ": one image of ", x.str(), " has more than ",
-               max_elements_per_call(), " elements");
   const int64_t images = max_elements_per_call() / per_image;
   for (int64_t first = 0; first < x.size(0); first += images) {
     launch(first * per_image, std::min(images, x.size(0) - first) * per_image);
@@ -381,7 +387,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
                           const Tensor& save_mean, const Tensor& save_invstd) {
   const char* op = "cuda batch_norm (effnet's kernels)";
   check(op, x, {&y}, {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd});
-  check_channel_values(op, x);
+  check_sizes(op, x);
   const Geometry g = geometry_of(x);
   if (g.c == 0) return;
   const int device = x.device().index;
@@ -406,7 +412,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
     EFFNET_CUDA_CHECK_LAUNCH();
     T* py = static_cast<T*>(y.data_ptr());
     with_activation(act, [&](auto act_tag) {
-      for_image_chunks(op, x, [&](int64_t first, int64_t count) {
+      for_image_chunks(x, [&](int64_t first, int64_t count) {
         normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, px + first, scale, shift, py + first);
         EFFNET_CUDA_CHECK_LAUNCH();
@@ -420,7 +426,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
                              const Tensor& grad_x, const Tensor& grad_gamma, const Tensor& grad_beta) {
   const char* op = "cuda batch_norm_backward (effnet's kernels)";
   check(op, x, {&grad_y, &grad_x}, {&gamma, &save_mean, &save_invstd, &grad_gamma, &grad_beta});
-  check_channel_values(op, x);
+  check_sizes(op, x);
   if (act != Activation::None) check(op, x, {}, {&beta});
   const Geometry g = geometry_of(x);
   if (g.c == 0) return;
@@ -453,7 +459,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
           grad_gamma.data<A>(), grad_beta.data<A>(), coef_a, coef_b, coef_d, scale, shift);
       EFFNET_CUDA_CHECK_LAUNCH();
       T* pdx = static_cast<T*>(grad_x.data_ptr());
-      for_image_chunks(op, x, [&](int64_t first, int64_t count) {
+      for_image_chunks(x, [&](int64_t first, int64_t count) {
         grad_input_kernel<kAct, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, px + first, pdy + first, save_mean.data<A>(), coef_a, coef_b, coef_d,
             scale, shift, pdx + first);
@@ -468,6 +474,7 @@ void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shi
   check(op, x, {&y}, {&scale, &shift});
   const Geometry g = geometry_of(x);
   if (x.numel() == 0) return;
+  check_image_size(op, x);
   const int device = x.device().index;
   const Context& ctx = context(device);
   DeviceGuard guard(device);
@@ -475,7 +482,7 @@ void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shi
     using T = decltype(zero);
     using A = compute_t<T>;
     with_activation(act, [&](auto act_tag) {
-      for_image_chunks(op, x, [&](int64_t first, int64_t count) {
+      for_image_chunks(x, [&](int64_t first, int64_t count) {
         normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, static_cast<const T*>(x.data_ptr()) + first, scale.data<A>(),
             shift.data<A>(), static_cast<T*>(y.data_ptr()) + first);

@@ -401,14 +401,18 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
 
 // cuDNN's legacy descriptors index a tensor in 32 bits, so a batch whose input or output has more elements
 // than max_elements_per_call() is convolved in chunks of whole images, as PyTorch does: each chunk writes
-// its images of y (forward) or of x (backward input); the weight's gradient is the sum of the chunks', added
-// in float32 (float64 for float64) and rounded once into w. Returns false when one call takes the batch.
+// its images of y (forward) or of x (backward input); the weight's gradient is the sum of the chunks' (each
+// rounded to w's dtype by cuDNN), added in float32 (float64 for float64) and rounded into w. Chunks hold at
+// most 2^28 elements, as PyTorch's, so that their workspaces (and any float32 copies of the fallback) stay
+// small. Returns false when one call takes the batch.
 template <Direction D>
 bool convolve_in_chunks(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g) {
   const int64_t n = x.size(0), largest = std::max(x.numel(), y.numel());
   if (largest <= max_elements_per_call() || n <= 1) return false;
   // An image alone past the limit is left to one call, which says so (Problem's checks).
-  const int64_t images = std::max<int64_t>(1, max_elements_per_call() / (largest / n));
+  constexpr int64_t kChunkElements = int64_t{1} << 28;
+  const int64_t chunk_elements = std::min(max_elements_per_call(), kChunkElements);
+  const int64_t images = std::max<int64_t>(1, chunk_elements / (largest / n));
   auto chunk = [&](const Tensor& t, int64_t first) { return t.slice(0, first, std::min(n, first + images)); };
   if constexpr (D != Direction::BackwardWeight) {
     for (int64_t first = 0; first < n; first += images) convolve<D>(chunk(x, first), w, chunk(y, first), g);
