@@ -105,7 +105,8 @@ void Optimizer::zero_grad() {
 
 // Everything that allocates (state buffers, contiguous gradients) is done for every group before any
 // update runs, and step counts advance after: running out of memory on the way leaves every parameter and
-// count as it was. (On CUDA each group's update also takes a small table from the allocator at launch.)
+// count as it was. (On CUDA each group's update also takes a small table and scratch from the allocator at
+// launch: should that fail for a later group, the earlier ones are already updated; ARCHITECTURE's gaps.)
 void Optimizer::step() {
   autograd::NoGradGuard no_grad;
   std::vector<PreparedStep> prepared;

@@ -61,10 +61,12 @@ __device__ __forceinline__ void for_channel(const Geometry& g, uint32_t ch, uint
                                             uint32_t step, F f) {
   if (begin >= end) return;
   uint32_t n = begin / g.hw, k = begin - n * g.hw;
+  const uint32_t step_n = step / g.hw, step_k = step - step_n * g.hw;  // a step moves this many planes, pixels
   for (uint32_t j = begin; j < end; j += step) {
     f((static_cast<int64_t>(n) * g.c + ch) * g.hw + k);
-    k += step;
-    while (k >= g.hw) {
+    n += step_n;
+    k += step_k;
+    if (k >= g.hw) {
       k -= g.hw;
       ++n;
     }
@@ -191,7 +193,8 @@ __global__ void stats_finalize_kernel(Geometry g, uint32_t splits, const A* part
   }
   const double m = g.m, x0 = static_cast<A>(x[g.first(ch)]);
   const double shifted_mean = sum / m;
-  const double var = fmax(0.0, squares / m - shifted_mean * shifted_mean);
+  const double spread = squares / m - shifted_mean * shifted_mean;
+  const double var = spread < 0 ? 0.0 : spread;  // not fmax, which would turn a NaN (x had one) into 0
   const double mean = x0 + shifted_mean;
   const A invstd = static_cast<A>(1.0 / sqrt(var + eps));
   running_mean[ch] = (1 - momentum) * running_mean[ch] + momentum * static_cast<A>(mean);

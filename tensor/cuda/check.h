@@ -34,6 +34,7 @@ namespace effnet::cuda::detail {
 
 [[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* expr, const char* file,
                                             int line) {
+  (void)cudaGetLastError();  // clears the runtime's last-error slot, as throw_cuda_error does
   std::string message = ::effnet::detail::concat(file, ":", line, ": ", expr, " failed: ", cublasGetStatusName(status), " (",
                                cublasGetStatusString(status), ")");
   if (status == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemoryError(message);
@@ -42,6 +43,7 @@ namespace effnet::cuda::detail {
 
 [[noreturn]] inline void throw_cudnn_error(cudnnStatus_t status, const char* expr, const char* file,
                                            int line) {
+  (void)cudaGetLastError();
   std::string message = ::effnet::detail::concat(file, ":", line, ": ", expr, " failed: ", cudnnGetErrorString(status));
   if (status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
       status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED) {

@@ -16,9 +16,11 @@
 // cuDNN has several algorithms per direction (implicit GEMM, FFT, Winograd, ...), each with its own speed,
 // scratch needs and dtype support. One is chosen per problem, the first time it is seen: from cuDNN's
 // heuristics, or (EFFNET_CUDNN_BENCHMARK=1) by timing them all on the real operands, which costs a pass of
-// every algorithm but can pick a faster one. The choice is cached with its workspace size; the workspace
-// itself is a caching-allocator block for the call (Scratch). A float16 / bfloat16 or NHWC problem for which cuDNN has no
-// algorithm is computed on row-major copies (float32 for 16-bit ones; said once on stderr).
+// every algorithm but can pick a faster one. The choice is cached with its workspace size, beside the
+// candidate needing the least workspace, which runs when the chosen one's workspace cannot be had at the
+// time; the workspace itself is a caching-allocator block for the call (Scratch). A float16 / bfloat16 or
+// NHWC problem that cuDNN has no algorithm for, or refuses to run, is computed on row-major copies (float32
+// for 16-bit ones; said once on stderr); float64 NHWC always is, as in PyTorch.
 //
 // float32 runs with CUDNN_FMA_MATH: the default math lets Ampere and later GPUs use TF32 tensor cores, which
 // round the inputs to 10 mantissa bits (~1e-3 relative error), and results must match the CPU to ~1e-5 —
@@ -28,6 +30,7 @@
 #include <array>
 #include <climits>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -169,30 +172,25 @@ struct Api<Direction::Forward> {
     EFFNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(p.handle, &count));
     return count;
   }
-  static int heuristics(const Problem& p, std::vector<Perf>& perf) {
-    int returned = 0;
-    EFFNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        p.handle, p.x_desc.get(), p.w_desc.get(), p.conv_desc.get(), p.y_desc.get(),
-        static_cast<int>(perf.size()), &returned, perf.data()));
-    return returned;
+  static cudnnStatus_t heuristics(const Problem& p, std::vector<Perf>& perf, int& returned) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(p.handle, p.x_desc.get(), p.w_desc.get(), p.conv_desc.get(),
+                                                  p.y_desc.get(), static_cast<int>(perf.size()), &returned,
+                                                  perf.data());
   }
-  static int find(const Problem& p, std::vector<Perf>& perf, void* workspace, size_t bytes) {
-    int returned = 0;
-    EFFNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        p.handle, p.x_desc.get(), p.x, p.w_desc.get(), p.w, p.conv_desc.get(), p.y_desc.get(), p.y,
-        static_cast<int>(perf.size()), &returned, perf.data(), workspace, bytes));
-    return returned;
+  static cudnnStatus_t find(const Problem& p, std::vector<Perf>& perf, int& returned, void* workspace,
+                            size_t bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(p.handle, p.x_desc.get(), p.x, p.w_desc.get(), p.w,
+                                                  p.conv_desc.get(), p.y_desc.get(), p.y,
+                                                  static_cast<int>(perf.size()), &returned, perf.data(), workspace,
+                                                  bytes);
   }
-  static size_t workspace_size(const Problem& p, Algo algo) {
-    size_t bytes = 0;
-    EFFNET_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(
-        p.handle, p.x_desc.get(), p.w_desc.get(), p.conv_desc.get(), p.y_desc.get(), algo, &bytes));
-    return bytes;
+  static cudnnStatus_t workspace_size(const Problem& p, Algo algo, size_t& bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(p.handle, p.x_desc.get(), p.w_desc.get(), p.conv_desc.get(),
+                                                   p.y_desc.get(), algo, &bytes);
   }
-  static void run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
-    EFFNET_CUDNN_CHECK(cudnnConvolutionForward(p.handle, p.one(), p.x_desc.get(), p.x, p.w_desc.get(), p.w,
-                                               p.conv_desc.get(), algo, workspace, bytes, p.zero(),
-                                               p.y_desc.get(), p.y));
+  static cudnnStatus_t run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
+    return cudnnConvolutionForward(p.handle, p.one(), p.x_desc.get(), p.x, p.w_desc.get(), p.w,
+                                   p.conv_desc.get(), algo, workspace, bytes, p.zero(), p.y_desc.get(), p.y);
   }
 };
 
@@ -206,30 +204,25 @@ struct Api<Direction::BackwardInput> {
     EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(p.handle, &count));
     return count;
   }
-  static int heuristics(const Problem& p, std::vector<Perf>& perf) {
-    int returned = 0;
-    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        p.handle, p.w_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.x_desc.get(),
-        static_cast<int>(perf.size()), &returned, perf.data()));
-    return returned;
+  static cudnnStatus_t heuristics(const Problem& p, std::vector<Perf>& perf, int& returned) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(p.handle, p.w_desc.get(), p.y_desc.get(),
+                                                       p.conv_desc.get(), p.x_desc.get(),
+                                                       static_cast<int>(perf.size()), &returned, perf.data());
   }
-  static int find(const Problem& p, std::vector<Perf>& perf, void* workspace, size_t bytes) {
-    int returned = 0;
-    EFFNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-        p.handle, p.w_desc.get(), p.w, p.y_desc.get(), p.y, p.conv_desc.get(), p.x_desc.get(), p.x,
-        static_cast<int>(perf.size()), &returned, perf.data(), workspace, bytes));
-    return returned;
+  static cudnnStatus_t find(const Problem& p, std::vector<Perf>& perf, int& returned, void* workspace,
+                            size_t bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(p.handle, p.w_desc.get(), p.w, p.y_desc.get(), p.y,
+                                                       p.conv_desc.get(), p.x_desc.get(), p.x,
+                                                       static_cast<int>(perf.size()), &returned, perf.data(),
+                                                       workspace, bytes);
   }
-  static size_t workspace_size(const Problem& p, Algo algo) {
-    size_t bytes = 0;
-    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-        p.handle, p.w_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.x_desc.get(), algo, &bytes));
-    return bytes;
+  static cudnnStatus_t workspace_size(const Problem& p, Algo algo, size_t& bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(p.handle, p.w_desc.get(), p.y_desc.get(),
+                                                        p.conv_desc.get(), p.x_desc.get(), algo, &bytes);
   }
-  static void run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
-    EFFNET_CUDNN_CHECK(cudnnConvolutionBackwardData(p.handle, p.one(), p.w_desc.get(), p.w, p.y_desc.get(),
-                                                    p.y, p.conv_desc.get(), algo, workspace, bytes, p.zero(),
-                                                    p.x_desc.get(), p.x));
+  static cudnnStatus_t run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
+    return cudnnConvolutionBackwardData(p.handle, p.one(), p.w_desc.get(), p.w, p.y_desc.get(), p.y,
+                                        p.conv_desc.get(), algo, workspace, bytes, p.zero(), p.x_desc.get(), p.x);
   }
 };
 
@@ -243,30 +236,26 @@ struct Api<Direction::BackwardWeight> {
     EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(p.handle, &count));
     return count;
   }
-  static int heuristics(const Problem& p, std::vector<Perf>& perf) {
-    int returned = 0;
-    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        p.handle, p.x_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.w_desc.get(),
-        static_cast<int>(perf.size()), &returned, perf.data()));
-    return returned;
+  static cudnnStatus_t heuristics(const Problem& p, std::vector<Perf>& perf, int& returned) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(p.handle, p.x_desc.get(), p.y_desc.get(),
+                                                         p.conv_desc.get(), p.w_desc.get(),
+                                                         static_cast<int>(perf.size()), &returned, perf.data());
   }
-  static int find(const Problem& p, std::vector<Perf>& perf, void* workspace, size_t bytes) {
-    int returned = 0;
-    EFFNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        p.handle, p.x_desc.get(), p.x, p.y_desc.get(), p.y, p.conv_desc.get(), p.w_desc.get(), p.w,
-        static_cast<int>(perf.size()), &returned, perf.data(), workspace, bytes));
-    return returned;
+  static cudnnStatus_t find(const Problem& p, std::vector<Perf>& perf, int& returned, void* workspace,
+                            size_t bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(p.handle, p.x_desc.get(), p.x, p.y_desc.get(), p.y,
+                                                         p.conv_desc.get(), p.w_desc.get(), p.w,
+                                                         static_cast<int>(perf.size()), &returned, perf.data(),
+                                                         workspace, bytes);
   }
-  static size_t workspace_size(const Problem& p, Algo algo) {
-    size_t bytes = 0;
-    EFFNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        p.handle, p.x_desc.get(), p.y_desc.get(), p.conv_desc.get(), p.w_desc.get(), algo, &bytes));
-    return bytes;
+  static cudnnStatus_t workspace_size(const Problem& p, Algo algo, size_t& bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(p.handle, p.x_desc.get(), p.y_desc.get(),
+                                                          p.conv_desc.get(), p.w_desc.get(), algo, &bytes);
   }
-  static void run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
-    EFFNET_CUDNN_CHECK(cudnnConvolutionBackwardFilter(p.handle, p.one(), p.x_desc.get(), p.x, p.y_desc.get(),
-                                                      p.y, p.conv_desc.get(), algo, workspace, bytes,
-                                                      p.zero(), p.w_desc.get(), p.w));
+  static cudnnStatus_t run(const Problem& p, Algo algo, void* workspace, size_t bytes) {
+    return cudnnConvolutionBackwardFilter(p.handle, p.one(), p.x_desc.get(), p.x, p.y_desc.get(), p.y,
+                                          p.conv_desc.get(), algo, workspace, bytes, p.zero(), p.w_desc.get(),
+                                          p.w);
   }
 };
 
@@ -276,19 +265,33 @@ struct Key {
   DType dtype = kFloat32;
   bool tf32 = false;
   cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
+  bool aligned = true;  // every operand at a multiple of 16 bytes (a batch's later chunks may not be)
   std::array<int64_t, 4> x{}, w{}, y{};
   std::array<int64_t, 7> geometry{};
   auto operator<=>(const Key&) const = default;
 };
 
 struct Choice {
-  int algo = 0;  // the direction's cudnnConvolution*Algo_t
+  int algo = -1;  // the direction's cudnnConvolution*Algo_t; -1: none
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
   size_t workspace = 0;
 };
 
+// The best candidate, and the one needing the least workspace: what runs when the best one's workspace
+// does not fit at the time (the search may have seen more free memory).
+struct Choices {
+  Choice best, lean;
+};
+
 std::mutex g_choices_mutex;
-std::map<Key, Choice> g_choices;
+std::map<Key, Choices> g_choices;
+
+// cuDNN saying that it cannot take a problem as described (a layout, dtype or alignment it does not cover):
+// the caller computes on row-major copies instead. Any other failure is an error.
+bool refused(cudnnStatus_t status) {
+  const int category = CUDNN_STATUS_CATEGORY(status);
+  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+}
 
 bool env_is_1(const char* name) {
   const char* value = std::getenv(name);
@@ -349,11 +352,16 @@ class Scratch {
 };
 
 // Fills `perf` with the candidates, best first: cuDNN's heuristic ranking, or the timed ranking when
-// benchmarking. Returns how many there are. (The timed search writes the output tensor, which the run
-// overwrites afterwards.)
+// benchmarking. Returns how many there are; none when cuDNN refuses a problem that may go to row-major
+// copies (any other refusal is an error that names cuDNN's status). (The timed search writes the output
+// tensor, which the run overwrites afterwards.)
 template <Direction D>
-int rank_candidates(const Problem& p, const Context& ctx, std::vector<typename Api<D>::Perf>& perf) {
-  const int count = Api<D>::heuristics(p, perf);
+int rank_candidates(const Problem& p, const Context& ctx, bool copies_allowed,
+                    std::vector<typename Api<D>::Perf>& perf) {
+  int count = 0;
+  const cudnnStatus_t ranked = Api<D>::heuristics(p, perf, count);
+  if (copies_allowed && refused(ranked)) return 0;
+  EFFNET_CUDNN_CHECK(ranked);
   if (!benchmark_enabled()) return count;
   size_t bytes = 0;
   for (int i = 0; i < count; ++i) {
@@ -365,32 +373,69 @@ int rank_candidates(const Problem& p, const Context& ctx, std::vector<typename A
   // The search can do with less (the hungriest algorithms are then skipped), so a full GPU halves the
   // request rather than failing.
   Scratch scratch(ctx.device, ctx.stream, bytes, Scratch::OnOutOfMemory::Halve);
-  return Api<D>::find(p, perf, scratch.get(), scratch.bytes());
+  int timed = 0;
+  const cudnnStatus_t found = Api<D>::find(p, perf, timed, scratch.get(), scratch.bytes());
+  if (!refused(found)) {
+    EFFNET_CUDNN_CHECK(found);
+    return timed;
+  }
+  // The timed search refused what the heuristics ranked: their ranking again (the search wrote over it).
+  EFFNET_CUDNN_CHECK(Api<D>::heuristics(p, perf, count));
+  return count;
 }
 
-// The best candidate that keeps the precision asked for and fits the workspace limit; algo -1 when there is
-// none.
+// The best candidate that keeps the precision asked for and fits the workspace limit, and the one of them
+// that needs the least workspace; algo -1 when there is none.
 template <Direction D>
-Choice choose(Problem& p, const Context& ctx) {
+Choices choose(Problem& p, const Context& ctx, bool copies_allowed) {
   std::vector<typename Api<D>::Perf> perf(static_cast<size_t>(std::max(Api<D>::max_count(p), 1)));
-  const int count = rank_candidates<D>(p, ctx, perf);
+  const int count = rank_candidates<D>(p, ctx, copies_allowed, perf);
+  Choices choices;
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || !p.precise(perf[i].mathType)) continue;
     // The workspace size depends on the math type as well as the algorithm.
     EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), perf[i].mathType));
-    const size_t bytes = Api<D>::workspace_size(p, perf[i].algo);
-    if (bytes <= kMaxWorkspaceBytes) return {static_cast<int>(perf[i].algo), perf[i].mathType, bytes};
+    size_t bytes = 0;
+    const cudnnStatus_t status = Api<D>::workspace_size(p, perf[i].algo, bytes);
+    if (refused(status)) continue;
+    EFFNET_CUDNN_CHECK(status);
+    if (bytes > kMaxWorkspaceBytes) continue;
+    const Choice candidate{static_cast<int>(perf[i].algo), perf[i].mathType, bytes};
+    if (choices.best.algo < 0) {
+      choices.best = choices.lean = candidate;
+    } else if (bytes < choices.lean.workspace) {
+      choices.lean = candidate;
+    }
   }
-  return Choice{-1, CUDNN_DEFAULT_MATH, 0};
+  return choices;
 }
 
-// For a problem cuDNN cannot run as given: a row-major copy of t in the dtype it computes in (float32 for
-// a 16-bit t; exact).
-Tensor fallback_copy(const Tensor& t) {
+// Runs the best choice; when its workspace cannot be had now, the leanest instead (if that is another).
+// Returns cuDNN's status.
+template <Direction D>
+cudnnStatus_t run_chosen(Problem& p, const Context& ctx, const Choices& choices) {
+  auto run = [&](const Choice& choice) {
+    EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
+    std::optional<Scratch> workspace;
+    if (choice.workspace > 0) workspace.emplace(ctx.device, ctx.stream, choice.workspace);
+    return Api<D>::run(p, static_cast<typename Api<D>::Algo>(choice.algo), workspace ? workspace->get() : nullptr,
+                       choice.workspace);
+  };
+  if (choices.lean.workspace >= choices.best.workspace) return run(choices.best);
+  try {
+    return run(choices.best);
+  } catch (const OutOfMemoryError&) {  // only the workspace's allocation throws; nothing ran
+    return run(choices.lean);
+  }
+}
+
+// For a problem cuDNN cannot run as given: a row-major tensor like t in the dtype it computes in (float32
+// for a 16-bit t), holding t's values (exact) unless it is the output, which is only written.
+Tensor row_major_copy(const Tensor& t, bool is_output) {
   const DType dtype = is_16bit(t.dtype()) ? kFloat32 : t.dtype();
   Tensor copied = make_tensor(allocate(static_cast<size_t>(t.numel()) * element_size(dtype), t.device()),
                               t.shape(), contiguous_strides(t.shape()), 0, dtype);
-  copy(copied, t);
+  if (!is_output) copy(copied, t);
   return copied;
 }
 
@@ -398,6 +443,21 @@ std::array<int64_t, 4> dims(const Tensor& t) { return {t.size(0), t.size(1), t.s
 
 template <Direction D>
 void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g);
+
+// The same sums on row-major copies (float32 for 16-bit operands, exact), the result written back rounded
+// once and in the output's layout, as the CPU does.
+template <Direction D>
+void convolve_on_row_major_copies(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g) {
+  const Tensor xc = row_major_copy(x, D == Direction::BackwardInput);
+  const Tensor wc = row_major_copy(w, D == Direction::BackwardWeight);
+  const Tensor yc = row_major_copy(y, D == Direction::Forward);
+  convolve<D>(xc, wc, yc, g);
+  if constexpr (D == Direction::Forward) copy(y, yc);
+  if constexpr (D == Direction::BackwardInput) copy(x, xc);
+  if constexpr (D == Direction::BackwardWeight) copy(w, wc);
+}
+
+bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
 
 // cuDNN's legacy descriptors index a tensor in 32 bits, so a batch whose input or output has more elements
 // than max_elements_per_call() is convolved in chunks of whole images, as PyTorch does: each chunk writes
@@ -459,53 +519,69 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     return;
   }
   if (convolve_in_chunks<D>(x, w, y, g)) return;
+  // cuDNN's NHWC kernels hardly cover float64 (PyTorch keeps float64 row-major for cuDNN too).
+  if (x.dtype() == kFloat64 && format == MemoryFormat::ChannelsLast) {
+    convolve_on_row_major_copies<D>(x, w, y, g);
+    return;
+  }
 
   Problem p(D, ctx.cudnn, x, w, y, g);
+  // A 16-bit or NHWC problem cuDNN cannot run goes to row-major copies; a row-major float32 or float64 one
+  // is an error (cuDNN runs those, so something else is wrong).
+  const bool copies_allowed = is_16bit(x.dtype()) || p.format == CUDNN_TENSOR_NHWC;
   const std::array<int64_t, 7> geometry{g.stride_h, g.stride_w, g.pad_h, g.pad_w,
                                         g.dilation_h, g.dilation_w, g.groups};
-  const Key key{device, D, x.dtype(), p.tf32, p.format, dims(x), dims(w), dims(y), geometry};
-  Choice choice;
+  const bool aligned = aligned16(x) && aligned16(w) && aligned16(y);
+  const Key key{device, D, x.dtype(), p.tf32, p.format, aligned, dims(x), dims(w), dims(y), geometry};
+  Choices choices;
   bool cached = false;
   {
     std::lock_guard<std::mutex> lock(g_choices_mutex);
     const auto it = g_choices.find(key);
     if (it != g_choices.end()) {
-      choice = it->second;
+      choices = it->second;
       cached = true;
     }
   }
+  auto say_copies = [&](const char* why) {
+    std::fprintf(stderr, "effnet: %s: cuDNN %s %s%s x %s, w %s, y %s; using %s copies\n", op_name(D), why,
+                 p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "", x.str().c_str(),
+                 w.str().c_str(), y.str().c_str(), is_16bit(x.dtype()) ? "row-major float32" : "row-major");
+  };
   // Searched outside the lock: a search can take a while (timed ones run every algorithm), and two threads
   // racing on the same problem merely both search.
   if (!cached) {
-    choice = choose<D>(p, ctx);
+    choices = choose<D>(p, ctx, copies_allowed);
     std::lock_guard<std::mutex> lock(g_choices_mutex);
-    g_choices.emplace(key, choice);
-    if (choice.algo < 0) {
-      std::fprintf(stderr, "effnet: %s: cuDNN has no %s%s algorithm for x %s, w %s, y %s; using %s copies\n",
-                   op_name(D), p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "", x.str().c_str(),
-                   w.str().c_str(), y.str().c_str(), is_16bit(x.dtype()) ? "row-major float32" : "row-major");
+    g_choices.emplace(key, choices);
+    if (choices.best.algo < 0) {
+      if (copies_allowed) say_copies("has no algorithm for");
     } else if (log_enabled()) {
       std::fprintf(stderr, "effnet: %s %s%s x %s w %s groups %lld stride %lld: algo %d, %s math, workspace %zu\n",
                    op_name(D), p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "",
                    shape_str(x.shape()).c_str(), shape_str(w.shape()).c_str(), static_cast<long long>(g.groups),
-                   static_cast<long long>(g.stride_h), choice.algo, math_name(choice.math), choice.workspace);
+                   static_cast<long long>(g.stride_h), choices.best.algo, math_name(choices.best.math),
+                   choices.best.workspace);
     }
   }
-  if (choice.algo < 0) {
-    // A 16-bit or NHWC problem cuDNN cannot run: the same sums on row-major copies (float32 for 16-bit
-    // inputs, exact), the result written back rounded once and in out's layout, as the CPU does.
-    EFFNET_CHECK(is_16bit(x.dtype()) || p.format == CUDNN_TENSOR_NHWC, op_name(D), ": cuDNN offers no ",
-                 p.precision_name(), " algorithm within a ", kMaxWorkspaceBytes >> 20, " MiB workspace");
-    const Tensor xc = fallback_copy(x), wc = fallback_copy(w), yc = fallback_copy(y);
-    convolve<D>(xc, wc, yc, g);
-    copy(out, D == Direction::Forward ? yc : D == Direction::BackwardInput ? xc : wc);
+  if (choices.best.algo < 0) {
+    EFFNET_CHECK(copies_allowed, op_name(D), ": cuDNN offers no ", p.precision_name(), " algorithm within a ",
+                 kMaxWorkspaceBytes >> 20, " MiB workspace");
+    convolve_on_row_major_copies<D>(x, w, y, g);
     return;
   }
-  EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
-  std::optional<Scratch> workspace;
-  if (choice.workspace > 0) workspace.emplace(ctx.device, ctx.stream, choice.workspace);
-  Api<D>::run(p, static_cast<typename Api<D>::Algo>(choice.algo), workspace ? workspace->get() : nullptr,
-              choice.workspace);
+  const cudnnStatus_t status = run_chosen<D>(p, ctx, choices);
+  if (refused(status) && copies_allowed) {
+    // cuDNN refused at run time what its heuristics offered: remembered, and done on copies from now on.
+    {
+      std::lock_guard<std::mutex> lock(g_choices_mutex);
+      g_choices[key].best.algo = -1;
+    }
+    say_copies("refused to run");
+    convolve_on_row_major_copies<D>(x, w, y, g);
+    return;
+  }
+  EFFNET_CUDNN_CHECK(status);
 }
 
 }  // namespace

@@ -125,18 +125,25 @@ struct Wrap<Member> {
       record.start = take_event();
       record.stop = take_event();
     }
-    EFFNET_CUDA_CHECK(cudaEventRecord(record.start, stream));
-    if constexpr (std::is_void_v<R>) {
-      (cuda_backend().*Member)(args...);
-      EFFNET_CUDA_CHECK(cudaEventRecord(record.stop, stream));
+    try {
+      EFFNET_CUDA_CHECK(cudaEventRecord(record.start, stream));
+      if constexpr (std::is_void_v<R>) {
+        (cuda_backend().*Member)(args...);
+        EFFNET_CUDA_CHECK(cudaEventRecord(record.stop, stream));
+        std::lock_guard<std::mutex> lock(g_mutex);
+        g_records.push_back(std::move(record));
+      } else {
+        R result = (cuda_backend().*Member)(args...);
+        EFFNET_CUDA_CHECK(cudaEventRecord(record.stop, stream));
+        std::lock_guard<std::mutex> lock(g_mutex);
+        g_records.push_back(std::move(record));
+        return result;
+      }
+    } catch (...) {  // an entry that threw (out of memory, say) is not timed; its events go back to the pool
       std::lock_guard<std::mutex> lock(g_mutex);
-      g_records.push_back(std::move(record));
-    } else {
-      R result = (cuda_backend().*Member)(args...);
-      EFFNET_CUDA_CHECK(cudaEventRecord(record.stop, stream));
-      std::lock_guard<std::mutex> lock(g_mutex);
-      g_records.push_back(std::move(record));
-      return result;
+      g_idle_events.push_back(record.start);
+      g_idle_events.push_back(record.stop);
+      throw;
     }
   }
 };
