@@ -10,7 +10,8 @@
 //   effnet_bench --model efficientnet_b4 --img-size 380 --batch 32 --precision bf16 --device cuda
 //
 // --max-batch first finds the largest batch whose two steps fit in memory (train/batch_fit.h: from --batch,
-// guided by the peak memory of the trials), then times that batch. --memory-limit-mb caps the allocator,
+// guided by the peak memory of the trials, each said on stderr; the trials take cuDNN's heuristic
+// algorithms), then times that batch. --memory-limit-mb caps the allocator,
 // to stand for a smaller card or, on the CPU, to give the search a bound.
 //
 // --data ROOT trains end to end instead: the model's steps on the loader's batches (the recipe's transforms,
@@ -269,19 +270,29 @@ int main(int argc, char** argv) {
     if (max_batch) {
       const size_t capacity = memory_capacity(device);
       EFFNET_CHECK(capacity != 0, "--max-batch on ", device, " needs --memory-limit-mb: nothing else bounds its memory");
-      // A batch fits when two steps run: the first at a new shape also searches convolution algorithms.
+      // A batch fits when two steps run: the first at a new shape also chooses convolution algorithms, by
+      // cuDNN's heuristics here (timing every candidate at every batch tried would cost minutes; the timed
+      // batch below times them if asked, and runs the leanest one where a timed choice's workspace does not
+      // fit). Each trial is said on stderr as it ends.
+      const bool benchmark = cudnn_benchmark();
+      set_cudnn_benchmark(false);
       const train::BatchFit fit = train::find_largest_batch(
           {.start = batch, .multiple = batch_multiple, .capacity = capacity}, [&](int64_t n) {
             optimizer.zero_grad();  // a trial that ran out of memory mid-backward left some; gone before the cache
-            return train::peak_memory_of(device, [&] {
+            const std::optional<size_t> peak = train::peak_memory_of(device, [&] {
               const Tensor images = images_of(n), targets = targets_of(n);
               step_on(images, targets);
               step_on(images, targets);
             });
+            std::fprintf(stderr, "effnet_bench --max-batch: batch %lld %s\n", static_cast<long long>(n),
+                         peak ? ("fits, " + std::to_string(*peak >> 20) + " MiB").c_str() : "out of memory");
+            return peak;
           });
+      set_cudnn_benchmark(benchmark);
       std::printf("effnet_bench --max-batch: largest batch %lld in %.0f MiB%s (batch: peak held; %s)\n",
                   static_cast<long long>(fit.batch), static_cast<double>(capacity) / (1 << 20),
                   fit.exact ? "" : ", not exact: out of trials", fit.describe().c_str());
+      std::fflush(stdout);  // kept should the timed run be cut short
       EFFNET_CHECK(fit.batch > 0, "--max-batch: not even one image of ", img_size, "x", img_size, " fits in ",
                    capacity >> 20, " MiB on ", device);
       batch = fit.batch;

@@ -24,6 +24,10 @@
 #   BENCH_DATA       a competition-layout ROOT: every row trains end to end from the data loader (--data; the
 #                    row's SIZE is the crop, HxW) with BENCH_WORKERS workers (default 8) instead of synthetic
 #                    images, e.g. BENCH_CASES="efficientnet_b4 384x320 32 eager_bf16_cl"
+#   BENCH_MAX_BATCH_START  where a "max" row's search starts (default 32)
+#   BENCH_TIMEOUT    seconds each effnet_bench or bench_pytorch.py run may take (default: no limit); one that
+#                    runs out is "failed" in its cell and the others still run
+# Each program's output goes to stderr as it comes (a log keeps what a killed run printed).
 # Both frameworks choose convolution algorithms by timing them (cudnn.benchmark; EFFNET_CUDNN_BENCHMARK=1).
 # A ratio column compares each effnet precision with PyTorch's variant of the same precision.
 set -euo pipefail
@@ -51,6 +55,14 @@ fi
 if [[ -n ${BENCH_CASES:-} ]]; then
   IFS=';' read -r -a cases <<<"$BENCH_CASES"
 fi
+# Runs a program under BENCH_TIMEOUT (when set), its stdout also to stderr as it comes.
+run_bounded() {
+  if [[ -n ${BENCH_TIMEOUT:-} ]]; then
+    timeout --kill-after=10 "$BENCH_TIMEOUT" "$@" | tee /dev/stderr
+  else
+    "$@" | tee /dev/stderr
+  fi
+}
 images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }
 timed_batch() { sed -n 's/.* batch \([0-9]*\) on .*/\1/p' <<<"$1"; }
 memory() { sed -n 's/.*peak memory \([0-9]*\) MiB.*/\1/p' <<<"$1"; }
@@ -79,7 +91,7 @@ failed=0  # a failed run leaves "failed" in its cell; the other rows are still m
 for c in "${cases[@]}"; do
   read -r model size batch variants <<<"$c"
   batch_flags=(--batch "$batch")
-  [[ $batch == max ]] && batch_flags=(--batch 32 --max-batch)
+  [[ $batch == max ]] && batch_flags=(--batch "${BENCH_MAX_BATCH_START:-32}" --max-batch)
   input_flags=(--img-size "$size")
   [[ -n ${BENCH_DATA:-} ]] && input_flags=(--data "$BENCH_DATA" --crop "$size" --workers "${BENCH_WORKERS:-8}")
   declare -A speed=()
@@ -90,28 +102,25 @@ for c in "${cases[@]}"; do
     [[ $base == tf32 ]] && flags=(--precision fp32 --tf32)
     [[ $p == *+cl* ]] && flags+=(--channels-last)
     [[ $p == *+fused* ]] && flags+=(--fused)
-    if ! out=$("$bin/effnet_bench" --model "$model" "${input_flags[@]}" "${batch_flags[@]}" --steps "$steps" \
-                 --device "$device" --drop-path "$drop_path" "${flags[@]}"); then
-      echo "$out" >&2
+    if ! out=$(run_bounded "$bin/effnet_bench" --model "$model" "${input_flags[@]}" "${batch_flags[@]}" \
+                 --steps "$steps" --device "$device" --drop-path "$drop_path" "${flags[@]}"); then
       ours_cells+="$p failed; "
       failed=1
       continue
     fi
-    echo "$out" >&2
     line=$(tail -n 1 <<<"$out")
     speed[effnet_$p]=$(images_per_s "$line")
     ours_cells+="$p $(cell "$line"); "
   done
   # Captured first, so that its exit status counts.
-  if ! theirs=$("$python" scripts/bench_pytorch.py --model "$model" "${input_flags[@]}" "${batch_flags[@]}" \
-                  --steps "$steps" --device "$device" --drop-path "$drop_path" --variants "$variants" \
-                  --threads "$threads"); then
+  if ! theirs=$(run_bounded "$python" scripts/bench_pytorch.py --model "$model" "${input_flags[@]}" \
+                  "${batch_flags[@]}" --steps "$steps" --device "$device" --drop-path "$drop_path" \
+                  --variants "$variants" --threads "$threads"); then
     theirs_cells+="failed; "
     failed=1
   fi
   while read -r line; do
     [[ -z $line ]] && continue
-    echo "$line" >&2
     [[ $line == "pytorch --max-batch"* ]] && continue
     v=$(awk '{print $2}' <<<"$line")
     speed[$v]=$(images_per_s "$line")

@@ -21,7 +21,8 @@ Prints one line per variant in effnet_bench's format:
 
 --max-batch (CUDA, eager variants) first finds the largest batch whose two steps fit on the card, with
 effnet_bench --max-batch's search and grid (scripts/batch_fit.py; a trial's memory is
-torch.cuda.max_memory_reserved from an emptied cache), prints
+torch.cuda.max_memory_reserved from an emptied cache; trials take cuDNN's heuristic algorithms, cudnn.benchmark
+off, and are said on stderr as they end), prints
   pytorch --max-batch: largest batch N in C MiB (batch: peak held; 32: ... MiB, ...)
 and then times that batch.
 
@@ -37,6 +38,7 @@ the share spent waiting for the loader:
 """
 import argparse
 import gc
+import sys
 import time
 
 import timm
@@ -121,6 +123,11 @@ def bench(variant, args):
         if device.type != "cuda" or variant.startswith("compile"):
             raise SystemExit(f"--max-batch: CUDA and eager variants only (got {variant} on {device})")
 
+        # cuDNN's own ways of saying that memory ran out; near a full card its algorithm search finds no
+        # algorithm whose workspace fits.
+        out_of_memory_texts = ("out of memory", "ALLOC_FAILED", "ALLOCATION_FAILED", "unable to find an engine",
+                               "Unable to find a valid cuDNN algorithm")
+
         def try_batch(n):
             optimizer.zero_grad(set_to_none=True)  # an earlier trial may have run out mid-backward
             gc.collect()
@@ -131,11 +138,14 @@ def bench(variant, args):
                 step_on(images, targets)
                 step_on(images, targets)
                 synchronize()
-                return torch.cuda.max_memory_reserved(device)
+                peak = torch.cuda.max_memory_reserved(device)
+                print(f"pytorch --max-batch: batch {n} fits, {peak >> 20} MiB", file=sys.stderr, flush=True)
+                return peak
             except RuntimeError as error:  # torch.cuda.OutOfMemoryError, or cuDNN's / cuBLAS's own
                 if not isinstance(error, torch.cuda.OutOfMemoryError) and not any(
-                        text in str(error) for text in ("out of memory", "ALLOC_FAILED", "ALLOCATION_FAILED")):
+                        text.lower() in str(error).lower() for text in out_of_memory_texts):
                     raise
+            print(f"pytorch --max-batch: batch {n} out of memory", file=sys.stderr, flush=True)
             # Out of the except block: its traceback, which holds the step's tensors, is gone.
             optimizer.zero_grad(set_to_none=True)
             # Adam and AdamP make a parameter's state key by key; one left half made raises KeyError later.
@@ -147,7 +157,12 @@ def bench(variant, args):
 
         free, _ = torch.cuda.mem_get_info(device)
         capacity = free + torch.cuda.memory_reserved(device)
+        # As effnet_bench: the trials take cuDNN's heuristic algorithms (timing every candidate at every batch
+        # tried would cost minutes); the timed batch times them as set.
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = False
         batch, exact, trials = find_largest_batch(try_batch, args.batch, args.batch_multiple, capacity)
+        torch.backends.cudnn.benchmark = benchmark
         print(f"pytorch --max-batch: largest batch {batch} in {capacity / 2**20:.0f} MiB"
               f"{'' if exact else ', not exact: out of trials'} (batch: peak held; {describe(trials)})", flush=True)
         if batch == 0:

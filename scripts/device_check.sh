@@ -5,22 +5,25 @@
 #   1. prints the card and driver, finds cuDNN/cuBLAS (pip wheels or the toolkit);
 #   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
-#   4. runs compute-sanitizer memcheck over the CUDA tests;
-#   5. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
+#   4. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
 #      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 channels-last step,
-#      each framework's largest B4 batch at 380x380 and its speed (bf16 channels-last; --max-batch), one
-#      epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train, and B4's
+#      one epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train, and B4's
 #      training end to end from the data loader on those photos, against PyTorch's DataLoader;
+#   5. runs compute-sanitizer memcheck over the CUDA tests;
+#   6. finds each framework's largest B4 batch at 380x380 and its speed (bf16 channels-last; --max-batch);
 # and writes every log under $OUT (or ./device-logs). Exit status 0 only when every step passed.
 #
 # Environment: SKIP="memcheck recipe ..." leaves those steps out (to fit a lease: a second check after a fix
-# may need only some); BENCH_VARIANTS and BENCH_PRECISIONS go to scripts/bench_compare.sh; RECIPE_PRECISION
+# may need only some); TIME_BUDGET=SECONDS bounds the whole check: each step gets at most the time left,
+# and one with under 20 s left is not started (a FAIL: it did not run), so the summary is always written
+# inside the budget; BENCH_VARIANTS and BENCH_PRECISIONS go to scripts/bench_compare.sh; RECIPE_PRECISION
 # (default bf16) is the recipe step's --precision.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-$PWD/device-logs}
 mkdir -p "$OUT"
 start=$(date +%s)
+budget=${TIME_BUDGET:-0}
 declare -a summary
 step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, records PASS/FAIL with seconds
   local name=$1
@@ -29,10 +32,19 @@ step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, records PASS/FAIL
     summary+=("$(printf '%-16s SKIP (SKIP=%s)' "$name" "$SKIP")")
     return 0
   fi
-  local t0=$(date +%s)
+  local t0 left rc
+  t0=$(date +%s)
+  if ((budget > 0)); then
+    left=$((budget - (t0 - start)))
+    if ((left < 20)); then
+      summary+=("$(printf '%-16s FAIL not started: TIME_BUDGET=%s spent' "$name" "$budget")")
+      return 1
+    fi
+    set -- timeout --kill-after=5 "$left" "$@"
+  fi
   echo "=== $name: $*"
   "$@" >"$OUT/$name.log" 2>&1
-  local rc=$?
+  rc=$?
   tail -n 25 "$OUT/$name.log"
   summary+=("$(printf '%-16s %-4s %4ss' "$name" "$([[ $rc -eq 0 ]] && echo PASS || echo FAIL)" $(($(date +%s) - t0)))")
   return $rc
@@ -75,7 +87,7 @@ if [[ ${skipped:-0} -ne 0 ]]; then
   echo "FAIL: $skipped skipped test lines (every test must run on a GPU machine)"
   status=1
 fi
-step demo "$bin/effnet_demo" --device cuda || status=1
+step demo timeout 120 "$bin/effnet_demo" --device cuda || status=1
 # EfficientNet training steps (B4 at 380x380, B0 at 224x224; forward, cross-entropy, backward, AdamP) side by
 # side with PyTorch + timm on this card: the Markdown table for docs/performance.md is the log's tail.
 step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16+cl,bf16+cl+fused}" \
@@ -83,19 +95,15 @@ step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_P
 # Where B4's bf16 channels-last fused training step spends its GPU time, per kernel entry
 # (tensor/cuda/profiler.h).
 # EFFNET_CUDNN_LOG=1 adds cuDNN's choice (algorithm, math) per convolution to the log.
-step profile env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
+step profile timeout 180 env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
   "$bin/effnet_bench" --model efficientnet_b4 \
   --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --fused --device cuda || status=1
-# The largest B4 batch at 380x380 that each framework fits on this card, and its speed: effnet's bf16
-# channels-last fused step against PyTorch's AMP channels-last (both search the same grid, train/batch_fit.h).
-step max_batch timeout 360 env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
-  BENCH_PRECISIONS=bf16+cl+fused scripts/bench_compare.sh "$bin" cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 # The recipe and end_to_end steps train on these photos: skipping demo_data skips them too.
 [[ " ${SKIP:-} " == *" demo_data "* ]] && SKIP="${SKIP:-} recipe end_to_end"
-step demo_data "$bin/effnet_make_demo" "$demo/data" --people 60 --size 512x384 || status=1
-step recipe "$bin/effnet_train" --config configs/mask_b4_recipe.toml --data "$demo/data" --epochs 1 \
+step demo_data timeout 120 "$bin/effnet_make_demo" "$demo/data" --people 60 --size 512x384 || status=1
+step recipe timeout 300 "$bin/effnet_train" --config configs/mask_b4_recipe.toml --data "$demo/data" --epochs 1 \
   --out "$demo/run" --precision "${RECIPE_PRECISION:-bf16}" || status=1
 # B4 training end to end from the data loader (8 workers decoding and augmenting those photos, crop
 # 384x320), effnet against PyTorch's DataLoader: the loader's share of the step.
@@ -103,13 +111,21 @@ step end_to_end timeout 300 env PYTHON=python3 BENCH_DATA="$demo/data" BENCH_WOR
   BENCH_CASES="efficientnet_b4 384x320 32 eager_bf16_cl" BENCH_PRECISIONS=bf16+cl+fused \
   scripts/bench_compare.sh "$bin" cuda || status=1
 
-# Last, so that a slow sanitizer run cannot crowd out the measurements within a lease.
+# After the measurements, so that a slow sanitizer run cannot crowd them out within a lease.
 # The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error. The
 # whole-model tests are left out too: they run the same kernels as the layer tests, 100 times slower here,
 # and so is the 2^31-element one (the chunked path runs under memcheck on small tensors).
 step memcheck timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
   "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld:*TimmParityCuda*efficientnet*:*TimmParityFusedCuda*efficientnet*:EfficientNetCuda.*:FusedEfficientNetCuda.*:CudaChunks.OperandsOfMoreThan2To31ElementsRunInChunks' \
   || status=1
+
+# Last, the longest and least predictable: the largest B4 batch at 380x380 that each framework fits on this
+# card, and its speed: effnet's bf16 channels-last fused step against PyTorch's AMP channels-last (both
+# search the same grid from batch 128, train/batch_fit.h, each within MAX_BATCH_TIMEOUT seconds, default
+# 240; the trials take cuDNN's heuristic algorithms, the timed batch the timed search).
+step max_batch env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
+  BENCH_PRECISIONS=bf16+cl+fused BENCH_MAX_BATCH_START=128 BENCH_TIMEOUT="${MAX_BATCH_TIMEOUT:-240}" \
+  scripts/bench_compare.sh "$bin" cuda || status=1
 
 echo
 echo "=== device_check summary ($(head -n 2 "$OUT/gpu.txt" | tail -n 1))"

@@ -6,7 +6,9 @@
 #   .device/lib        the shared libraries they need that the GPU machine may lack (OpenBLAS, libgomp, ...)
 #   .device/googletest GoogleTest's sources and .device/include CLI11's headers, so device_check.sh can
 #                      rebuild there if the carried build does not run (another glibc, say)
-# Then, in the device tool: run scripts/device_check.sh with carry [".device"].
+# Then, in the device tool: run scripts/device_check.sh with carry [".device/bin", ".device/lib",
+# ".device/googletest", ".device/include"] (not .device/build, the build tree, which is over the 64 MiB a call
+# may carry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/cuda/bin:$PATH"

@@ -15,8 +15,8 @@
 //
 // cuDNN has several algorithms per direction (implicit GEMM, FFT, Winograd, ...), each with its own speed,
 // scratch needs and dtype support. One is chosen per problem, the first time it is seen: from cuDNN's
-// heuristics, or (EFFNET_CUDNN_BENCHMARK=1) by timing them all on the real operands, which costs a pass of
-// every algorithm but can pick a faster one. The choice is cached with its workspace size, beside the
+// heuristics, or (cudnn_benchmark(), tensor/math_mode.h) by timing them all on the real operands, which
+// costs a pass of every algorithm but can pick a faster one. The choice is cached with its workspace size, beside the
 // candidate needing the least workspace, which runs when the chosen one's workspace cannot be had at the
 // time; the workspace itself is a caching-allocator block for the call (Scratch). A float16 / bfloat16 or
 // NHWC problem that cuDNN has no algorithm for, or refuses to run, is computed on row-major copies (float32
@@ -266,6 +266,7 @@ struct Key {
   bool tf32 = false;
   cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
   bool aligned = true;  // every operand at a multiple of 16 bytes (a batch's later chunks may not be)
+  bool timed = false;   // chosen by the timed search (cudnn_benchmark()), not by the heuristics
   std::array<int64_t, 4> x{}, w{}, y{};
   std::array<int64_t, 7> geometry{};
   auto operator<=>(const Key&) const = default;
@@ -296,11 +297,6 @@ bool refused(cudnnStatus_t status) {
 bool env_is_1(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && std::strcmp(value, "1") == 0;
-}
-
-bool benchmark_enabled() {
-  static const bool enabled = env_is_1("EFFNET_CUDNN_BENCHMARK");
-  return enabled;
 }
 
 // EFFNET_CUDNN_LOG=1: one stderr line per problem when its algorithm is chosen (which algorithm, math and
@@ -362,7 +358,7 @@ int rank_candidates(const Problem& p, const Context& ctx, bool copies_allowed,
   const cudnnStatus_t ranked = Api<D>::heuristics(p, perf, count);
   if (copies_allowed && refused(ranked)) return 0;
   EFFNET_CUDNN_CHECK(ranked);
-  if (!benchmark_enabled()) return count;
+  if (!cudnn_benchmark()) return count;
   size_t bytes = 0;
   for (int i = 0; i < count; ++i) {
     if (perf[i].status == CUDNN_STATUS_SUCCESS && p.precise(perf[i].mathType) &&
@@ -532,7 +528,8 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
   const std::array<int64_t, 7> geometry{g.stride_h, g.stride_w, g.pad_h, g.pad_w,
                                         g.dilation_h, g.dilation_w, g.groups};
   const bool aligned = aligned16(x) && aligned16(w) && aligned16(y);
-  const Key key{device, D, x.dtype(), p.tf32, p.format, aligned, dims(x), dims(w), dims(y), geometry};
+  const Key key{device, D, x.dtype(), p.tf32, p.format, aligned, cudnn_benchmark(), dims(x), dims(w), dims(y),
+                geometry};
   Choices choices;
   bool cached = false;
   {
