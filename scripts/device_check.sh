@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU machine's single command (H100/H200, nvcc 13, CMake, Ninja, PyTorch; no network; cuDNN and
 # cuBLAS only as PyTorch's pip wheels). Prepare on the CPU machine with scripts/prepare_device.sh and carry
-# .device/. This script:
+# .device/carry.tar.gz (unpacked into .device/ first). This script:
 #   1. prints the card and driver, finds cuDNN/cuBLAS (pip wheels or the toolkit);
 #   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
@@ -66,6 +66,8 @@ joined=$(printf '%s:' "${lib_dirs[@]}")
 export LD_LIBRARY_PATH="$PWD/.device/lib:${joined%:}:${LD_LIBRARY_PATH:-}"
 echo "cuDNN from: ${cudnn_dir:-not found}" | tee -a "$OUT/gpu.txt"
 
+# The carried build, packed by scripts/prepare_device.sh.
+[[ -f .device/carry.tar.gz ]] && tar -xzf .device/carry.tar.gz -C .device
 bin=$PWD/.device/bin
 if ! "$bin/effnet_tests" --gtest_list_tests >/dev/null 2>"$OUT/carried.log"; then
   echo "carried build does not run here ($(head -n 1 "$OUT/carried.log")); building from source"

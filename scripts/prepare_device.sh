@@ -6,9 +6,9 @@
 #   .device/lib        the shared libraries they need that the GPU machine may lack (OpenBLAS, libgomp, ...)
 #   .device/googletest GoogleTest's sources and .device/include CLI11's headers, so device_check.sh can
 #                      rebuild there if the carried build does not run (another glibc, say)
-# Then, in the device tool: run scripts/device_check.sh with carry [".device/bin", ".device/lib",
-# ".device/googletest", ".device/include"] (not .device/build, the build tree, which is over the 64 MiB a call
-# may carry).
+# All four packed in .device/carry.tar.gz (gzip, which every machine has, makes them about a quarter of
+# their size: a call carries at most 64 MiB, and libeffnet.so alone is over 40 MiB). Then, in the device
+# tool: run scripts/device_check.sh with carry [".device/carry.tar.gz"]; it unpacks the archive first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/cuda/bin:$PATH"
@@ -34,3 +34,5 @@ ldd .device/bin/effnet_tests .device/lib/libeffnet.so | awk '/=> \// {print $3}'
 cp -r /usr/src/googletest .device/googletest
 cp -r /usr/include/CLI /usr/include/stb /usr/include/toml++ .device/include/
 du -sh .device/bin .device/lib .device/googletest .device/include
+tar -czf .device/carry.tar.gz -C .device bin lib googletest include
+du -sh .device/carry.tar.gz
