@@ -104,16 +104,22 @@ void Optimizer::zero_grad() {
 }
 
 // Everything that allocates (state buffers, contiguous gradients) is done for every group before any
-// update runs, and step counts advance after: running out of memory on the way leaves every parameter and
-// count as it was. (On CUDA each group's update also takes a small table and scratch from the allocator at
-// launch: should that fail for a later group, the earlier ones are already updated; ARCHITECTURE's gaps.)
+// update runs, the backend's own allocations too (one optimizer_step call takes every group of a device),
+// and step counts advance after: running out of memory on the way leaves every parameter and count as it
+// was.
 void Optimizer::step() {
   autograd::NoGradGuard no_grad;
   std::vector<PreparedStep> prepared;
   for (Group& group : groups_) prepared.push_back(prepare_step(group));
+  std::vector<std::pair<Device, std::vector<MultiTensorStep>>> by_device;  // in the groups' order
   for (const PreparedStep& p : prepared) {
-    if (!p.step.params.empty()) backend(p.step.params.front().param.device(), name_.c_str()).optimizer_step(p.step);
+    if (p.step.params.empty()) continue;
+    const Device device = p.step.params.front().param.device();
+    auto it = std::find_if(by_device.begin(), by_device.end(), [&](const auto& d) { return d.first == device; });
+    if (it == by_device.end()) it = by_device.insert(by_device.end(), {device, {}});
+    it->second.push_back(p.step);
   }
+  for (const auto& [device, steps] : by_device) backend(device, name_.c_str()).optimizer_step(steps);
   for (const PreparedStep& p : prepared) {
     for (ParamState* state : p.stepped) ++state->step;
   }

@@ -149,9 +149,11 @@ struct Backend {
 
   // ---- optimizers (optim/; kernels in cpu/optim.cpp and cuda/optim.cu). Multi-tensor: one call covers
   // every tensor of the list (on CUDA a few launches over a device table of them, never one per tensor).
-  // Updates every parameter of step.params in place by step.rule: the equations are in
-  // optim/update_math.h, the arguments in optim/multi_tensor.h.
-  void (*optimizer_step)(const MultiTensorStep& step);
+  // Updates every parameter of every group's step.params in place by its step.rule: the equations are in
+  // optim/update_math.h, the arguments in optim/multi_tensor.h. One call for all of an optimizer's groups:
+  // whatever the update allocates (CUDA: each group's device table and scratch) is allocated for every
+  // group before any update runs, so running out of memory leaves every parameter as it was.
+  void (*optimizer_step)(const std::vector<MultiTensorStep>& groups);
   // out (one element, the tensors' dtype) = sqrt(sum of x^2 over every element of every tensor), summed in
   // float64 in a fixed order (the same bits on every call). Tensors contiguous, of one dtype.
   void (*global_norm)(const std::vector<Tensor>& tensors, const Tensor& out);

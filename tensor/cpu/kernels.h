@@ -39,7 +39,7 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& we
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& weight, double smoothing,
                             const Tensor& grad_loss, const Tensor& grad_logits);
 // optim.cpp: multi-tensor optimizer steps and gradient clipping
-void optimizer_step(const MultiTensorStep& step);
+void optimizer_step(const std::vector<MultiTensorStep>& groups);
 void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
 void clip_by_norm(const std::vector<Tensor>& tensors, const Tensor& norm, double max_norm);
 

@@ -119,9 +119,7 @@ void with_update_rule(UpdateRule rule, F&& f) {
   }
 }
 
-}  // namespace
-
-void optimizer_step(const MultiTensorStep& step) {
+void step_group(const MultiTensorStep& step) {
   if (step.params.empty()) return;
   with_floating_type(step.params.front().param.dtype(), "optimizer_step", [&](auto tag) {
     using T = decltype(tag);
@@ -129,6 +127,13 @@ void optimizer_step(const MultiTensorStep& step) {
       for (const ParamUpdate& update : step.params) step_param<decltype(rule_tag)::value, T>(step, update);
     });
   });
+}
+
+}  // namespace
+
+// (The CPU's update allocates nothing.)
+void optimizer_step(const std::vector<MultiTensorStep>& groups) {
+  for (const MultiTensorStep& step : groups) step_group(step);
 }
 
 void global_norm(const std::vector<Tensor>& tensors, const Tensor& out) {

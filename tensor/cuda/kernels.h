@@ -72,7 +72,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
                             const Tensor& grad_loss, const Tensor& grad_logits);
 
 // optim.cu: multi-tensor optimizer steps and gradient clipping
-void optimizer_step(const MultiTensorStep& step);
+void optimizer_step(const std::vector<MultiTensorStep>& groups);
 void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
 void clip_by_norm(const std::vector<Tensor>& tensors, const Tensor& norm, double max_norm);
 

@@ -20,6 +20,7 @@
 // sums, then one block adds them in order) and clipping one.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -239,8 +240,11 @@ unsigned blocks_for(int64_t n, const char* what) {
   return static_cast<unsigned>(n);
 }
 
+// One group's update in two halves: this makes its device table and scratch (the allocations, and the
+// table's upload queued on the stream) and returns the launches, to be called once every group has its
+// memory; nothing for a group with no elements.
 template <UpdateRule kRule, class T>
-void step_typed(const MultiTensorStep& step) {
+std::function<void()> prepare_typed(const MultiTensorStep& step) {
   const Device device = step.params.front().param.device();
   std::vector<Slot<T>> slots;
   int64_t chunks = 0, segments = 0, rows = 0;
@@ -263,32 +267,40 @@ void step_typed(const MultiTensorStep& step) {
     chunks += chunks_of(slot.numel);
     slots.push_back(slot);
   }
-  if (chunks == 0) return;
+  if (chunks == 0) return {};
   const int slot_count = static_cast<int>(slots.size());
   const Context& ctx = context(device.index);
   DeviceGuard guard(device.index);
   const std::shared_ptr<Storage> table = upload(slots, device, ctx);
-  const auto* device_slots = static_cast<const Slot<T>*>(table->data());
   std::shared_ptr<Storage> segment_sums, radial, applied;
   if (segments > 0) {
     segment_sums = scratch(sizeof(ProjectionSums) * segments, device);
     radial = scratch(sizeof(double) * rows, device);
     applied = scratch(sizeof(int) * slots.size(), device);
-    auto* sums = static_cast<ProjectionSums*>(segment_sums->data());
-    projection_sums_kernel<kRule, T>
-        <<<blocks_for((segments + kWarpsPerBlock - 1) / kWarpsPerBlock, "projection_sums"), kThreads, 0,
-           ctx.stream>>>(device_slots, slot_count, segments, sums);
-    EFFNET_CUDA_CHECK_LAUNCH();
-    EFFNET_CUDA_CHECK(cudaMemsetAsync(applied->data(), 0, sizeof(int) * slots.size(), ctx.stream));
-    projection_test_kernel<T><<<slot_count, kThreads, 0, ctx.stream>>>(
-        device_slots, sums, step.hyper.delta, step.hyper.eps, static_cast<double*>(radial->data()),
-        static_cast<int*>(applied->data()));
-    EFFNET_CUDA_CHECK_LAUNCH();
   }
-  update_kernel<kRule, T><<<blocks_for(chunks, "optimizer_step"), kThreads, 0, ctx.stream>>>(
-      device_slots, slot_count, radial ? static_cast<const double*>(radial->data()) : nullptr,
-      applied ? static_cast<const int*>(applied->data()) : nullptr);
-  EFFNET_CUDA_CHECK_LAUNCH();
+  const unsigned update_blocks = blocks_for(chunks, "optimizer_step");
+  const unsigned sum_blocks =
+      segments > 0 ? blocks_for((segments + kWarpsPerBlock - 1) / kWarpsPerBlock, "projection_sums") : 0;
+  const double delta = step.hyper.delta, eps = step.hyper.eps;
+  const cudaStream_t stream = ctx.stream;
+  return [=] {
+    DeviceGuard launch_guard(device.index);
+    const auto* device_slots = static_cast<const Slot<T>*>(table->data());
+    if (segments > 0) {
+      auto* sums = static_cast<ProjectionSums*>(segment_sums->data());
+      projection_sums_kernel<kRule, T><<<sum_blocks, kThreads, 0, stream>>>(device_slots, slot_count, segments, sums);
+      EFFNET_CUDA_CHECK_LAUNCH();
+      EFFNET_CUDA_CHECK(cudaMemsetAsync(applied->data(), 0, sizeof(int) * slot_count, stream));
+      projection_test_kernel<T><<<slot_count, kThreads, 0, stream>>>(device_slots, sums, delta, eps,
+                                                                     static_cast<double*>(radial->data()),
+                                                                     static_cast<int*>(applied->data()));
+      EFFNET_CUDA_CHECK_LAUNCH();
+    }
+    update_kernel<kRule, T><<<update_blocks, kThreads, 0, stream>>>(
+        device_slots, slot_count, radial ? static_cast<const double*>(radial->data()) : nullptr,
+        applied ? static_cast<const int*>(applied->data()) : nullptr);
+    EFFNET_CUDA_CHECK_LAUNCH();
+  };
 }
 
 template <class T>
@@ -304,18 +316,25 @@ std::vector<ListSlot<T>> list_slots(const std::vector<Tensor>& tensors, int64_t&
 
 }  // namespace
 
-void optimizer_step(const MultiTensorStep& step) {
-  if (step.params.empty()) return;
-  with_floating_type(step.params.front().param.dtype(), "cuda optimizer_step", [&](auto tag) {
-    using T = decltype(tag);
-    switch (step.rule) {
-      case UpdateRule::Sgd: return step_typed<UpdateRule::Sgd, T>(step);
-      case UpdateRule::Sgdp: return step_typed<UpdateRule::Sgdp, T>(step);
-      case UpdateRule::Adam: return step_typed<UpdateRule::Adam, T>(step);
-      case UpdateRule::AdamP: return step_typed<UpdateRule::AdamP, T>(step);
-      case UpdateRule::Madgrad: return step_typed<UpdateRule::Madgrad, T>(step);
-    }
-  });
+// Every group's memory first, then every group's launches: running out of memory updates nothing.
+void optimizer_step(const std::vector<MultiTensorStep>& groups) {
+  std::vector<std::function<void()>> launches;
+  for (const MultiTensorStep& step : groups) {
+    if (step.params.empty()) continue;
+    with_floating_type(step.params.front().param.dtype(), "cuda optimizer_step", [&](auto tag) {
+      using T = decltype(tag);
+      switch (step.rule) {
+        case UpdateRule::Sgd: return launches.push_back(prepare_typed<UpdateRule::Sgd, T>(step));
+        case UpdateRule::Sgdp: return launches.push_back(prepare_typed<UpdateRule::Sgdp, T>(step));
+        case UpdateRule::Adam: return launches.push_back(prepare_typed<UpdateRule::Adam, T>(step));
+        case UpdateRule::AdamP: return launches.push_back(prepare_typed<UpdateRule::AdamP, T>(step));
+        case UpdateRule::Madgrad: return launches.push_back(prepare_typed<UpdateRule::Madgrad, T>(step));
+      }
+    });
+  }
+  for (const std::function<void()>& launch : launches) {
+    if (launch) launch();
+  }
 }
 
 void global_norm(const std::vector<Tensor>& tensors, const Tensor& out) {
