@@ -106,7 +106,8 @@ void Optimizer::zero_grad() {
 // Everything that allocates (state buffers, contiguous gradients) is done for every group before any
 // update runs, the backend's own allocations too (one optimizer_step call takes every group of a device),
 // and step counts advance after: running out of memory on the way leaves every parameter and count as it
-// was.
+// was. (With parameters on two devices, the first device's groups are updated before the second's call
+// allocates.)
 void Optimizer::step() {
   autograd::NoGradGuard no_grad;
   std::vector<PreparedStep> prepared;

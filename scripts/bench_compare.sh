@@ -55,12 +55,14 @@ fi
 if [[ -n ${BENCH_CASES:-} ]]; then
   IFS=';' read -r -a cases <<<"$BENCH_CASES"
 fi
-# Runs a program under BENCH_TIMEOUT (when set), its stdout also to stderr as it comes.
+# Runs a program under BENCH_TIMEOUT (when set), its stdout also to stderr as it comes: through the
+# inherited descriptor (tee /dev/stderr would reopen a log file and write over it from its start), and in
+# the caller's process group (--foreground), so that a timeout around this script stops the program too.
 run_bounded() {
   if [[ -n ${BENCH_TIMEOUT:-} ]]; then
-    timeout --kill-after=10 "$BENCH_TIMEOUT" "$@" | tee /dev/stderr
+    timeout --foreground --kill-after=10 "$BENCH_TIMEOUT" "$@" | tee >(cat >&2)
   else
-    "$@" | tee /dev/stderr
+    "$@" | tee >(cat >&2)
   fi
 }
 images_per_s() { sed -n 's/.*, \([0-9.]*\) images\/s.*/\1/p' <<<"$1"; }

@@ -145,7 +145,8 @@ def bench(variant, args):
                 if not isinstance(error, torch.cuda.OutOfMemoryError) and not any(
                         text.lower() in str(error).lower() for text in out_of_memory_texts):
                     raise
-            print(f"pytorch --max-batch: batch {n} out of memory", file=sys.stderr, flush=True)
+                said = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            print(f"pytorch --max-batch: batch {n} out of memory ({said})", file=sys.stderr, flush=True)
             # Out of the except block: its traceback, which holds the step's tensors, is gone.
             optimizer.zero_grad(set_to_none=True)
             # Adam and AdamP make a parameter's state key by key; one left half made raises KeyError later.

@@ -25,9 +25,12 @@ mkdir -p "$OUT"
 start=$(date +%s)
 budget=${TIME_BUDGET:-0}
 declare -a summary
-step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, records PASS/FAIL with seconds
-  local name=$1
-  shift
+# step NAME SECONDS COMMAND...: runs COMMAND for at most SECONDS (less when TIME_BUDGET has less left), logs
+# to $OUT/NAME.log, records PASS/FAIL with seconds. One timeout per step: it stops the step's whole process
+# group, so nothing the step started outlives it (a timeout nested inside would make a group of its own).
+step() {
+  local name=$1 limit=$2
+  shift 2
   if [[ " ${SKIP:-} " == *" $name "* ]]; then
     summary+=("$(printf '%-16s SKIP (SKIP=%s)' "$name" "$SKIP")")
     return 0
@@ -40,8 +43,9 @@ step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, records PASS/FAIL
       summary+=("$(printf '%-16s FAIL not started: TIME_BUDGET=%s spent' "$name" "$budget")")
       return 1
     fi
-    set -- timeout --kill-after=5 "$left" "$@"
+    ((left < limit)) && limit=$left
   fi
+  set -- timeout --kill-after=5 "$limit" "$@"
   echo "=== $name: $*"
   "$@" >"$OUT/$name.log" 2>&1
   rc=$?
@@ -49,6 +53,16 @@ step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, records PASS/FAIL
   summary+=("$(printf '%-16s %-4s %4ss' "$name" "$([[ $rc -eq 0 ]] && echo PASS || echo FAIL)" $(($(date +%s) - t0)))")
   return $rc
 }
+
+# The summary, always written (also when the build fails), then the exit status.
+finish() {
+  echo
+  echo "=== device_check summary ($(head -n 2 "$OUT/gpu.txt" | tail -n 1))"
+  printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
+  echo "total $(($(date +%s) - start))s, status $status" | tee -a "$OUT/summary.txt"
+  exit "$status"
+}
+status=0
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv | tee "$OUT/gpu.txt"
 nvcc --version | tail -n 2 | tee -a "$OUT/gpu.txt"
@@ -74,42 +88,41 @@ if ! "$bin/effnet_tests" --gtest_list_tests >/dev/null 2>"$OUT/carried.log"; the
   cudnn_root=$(dirname "${cudnn_dir:-/nonexistent/lib}")
   # pip's cuDNN wheel ships libcudnn.so.9 but no libcudnn.so link for the linker.
   [[ -e $cudnn_dir/libcudnn.so ]] || ln -sf libcudnn.so.9 "$cudnn_dir/libcudnn.so" 2>/dev/null || true
-  step build bash -c "cmake -S . -B build-gpu -G Ninja -DEFFNET_CUDA=ON -DCUDNN_ROOT=$cudnn_root \
+  step build 900 bash -c "cmake -S . -B build-gpu -G Ninja -DEFFNET_CUDA=ON -DCUDNN_ROOT=$cudnn_root \
       -DEFFNET_GTEST_SOURCE=$PWD/.device/googletest -DEFFNET_THIRD_PARTY_INCLUDE=$PWD/.device/include \
-      && cmake --build build-gpu -j $(nproc)" || exit 1
+      && cmake --build build-gpu -j $(nproc)" || { status=1; finish; }
   bin=$PWD/build-gpu
   cp build-gpu/tests/effnet_tests build-gpu/apps/effnet_{demo,train,bench,make_demo} "$bin/" 2>/dev/null || true
 fi
 
 export EFFNET_REQUIRE_CUDA=1
-status=0
-step tests timeout 240 "$bin/effnet_tests" --gtest_output="xml:$OUT/tests.xml" || status=1
+step tests 240 "$bin/effnet_tests" --gtest_output="xml:$OUT/tests.xml" || status=1
 skipped=$(grep -c '^\[  SKIPPED \]' "$OUT/tests.log" 2>/dev/null || true)
 if [[ ${skipped:-0} -ne 0 ]]; then
   echo "FAIL: $skipped skipped test lines (every test must run on a GPU machine)"
   status=1
 fi
-step demo timeout 120 "$bin/effnet_demo" --device cuda || status=1
+step demo 120 "$bin/effnet_demo" --device cuda || status=1
 # EfficientNet training steps (B4 at 380x380, B0 at 224x224; forward, cross-entropy, backward, AdamP) side by
 # side with PyTorch + timm on this card: the Markdown table for docs/performance.md is the log's tail.
-step bench_vs_pytorch timeout 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16+cl,bf16+cl+fused}" \
+step bench_vs_pytorch 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISIONS:-fp32,tf32,bf16+cl,bf16+cl+fused}" \
   scripts/bench_compare.sh "$bin" cuda || status=1
 # Where B4's bf16 channels-last fused training step spends its GPU time, per kernel entry
 # (tensor/cuda/profiler.h).
 # EFFNET_CUDNN_LOG=1 adds cuDNN's choice (algorithm, math) per convolution to the log.
-step profile timeout 180 env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
+step profile 180 env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
   "$bin/effnet_bench" --model efficientnet_b4 \
   --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --fused --device cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 # The recipe and end_to_end steps train on these photos: skipping demo_data skips them too.
 [[ " ${SKIP:-} " == *" demo_data "* ]] && SKIP="${SKIP:-} recipe end_to_end"
-step demo_data timeout 120 "$bin/effnet_make_demo" "$demo/data" --people 60 --size 512x384 || status=1
-step recipe timeout 300 "$bin/effnet_train" --config configs/mask_b4_recipe.toml --data "$demo/data" --epochs 1 \
+step demo_data 120 "$bin/effnet_make_demo" "$demo/data" --people 60 --size 512x384 || status=1
+step recipe 300 "$bin/effnet_train" --config configs/mask_b4_recipe.toml --data "$demo/data" --epochs 1 \
   --out "$demo/run" --precision "${RECIPE_PRECISION:-bf16}" || status=1
 # B4 training end to end from the data loader (8 workers decoding and augmenting those photos, crop
 # 384x320), effnet against PyTorch's DataLoader: the loader's share of the step.
-step end_to_end timeout 300 env PYTHON=python3 BENCH_DATA="$demo/data" BENCH_WORKERS=8 \
+step end_to_end 300 env PYTHON=python3 BENCH_DATA="$demo/data" BENCH_WORKERS=8 \
   BENCH_CASES="efficientnet_b4 384x320 32 eager_bf16_cl" BENCH_PRECISIONS=bf16+cl+fused \
   scripts/bench_compare.sh "$bin" cuda || status=1
 
@@ -117,7 +130,7 @@ step end_to_end timeout 300 env PYTHON=python3 BENCH_DATA="$demo/data" BENCH_WOR
 # The out-of-memory test makes cudaMalloc fail on purpose, which memcheck would count as an error. The
 # whole-model tests are left out too: they run the same kernels as the layer tests, 100 times slower here,
 # and so is the 2^31-element one (the chunked path runs under memcheck on small tensors).
-step memcheck timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
   "$bin/effnet_tests" --gtest_filter='*Cuda*:-CudaMemory.OutOfMemoryNamesWhatWasAskedAndWhatIsHeld:*TimmParityCuda*efficientnet*:*TimmParityFusedCuda*efficientnet*:EfficientNetCuda.*:FusedEfficientNetCuda.*:CudaChunks.OperandsOfMoreThan2To31ElementsRunInChunks' \
   || status=1
 
@@ -125,12 +138,13 @@ step memcheck timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 -
 # card, and its speed: effnet's bf16 channels-last fused step against PyTorch's AMP channels-last (both
 # search the same grid from batch 128, train/batch_fit.h, each within MAX_BATCH_TIMEOUT seconds, default
 # 240; the trials take cuDNN's heuristic algorithms, the timed batch the timed search).
-step max_batch env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
-  BENCH_PRECISIONS=bf16+cl+fused BENCH_MAX_BATCH_START=128 BENCH_TIMEOUT="${MAX_BATCH_TIMEOUT:-240}" \
+max_batch_timeout=${MAX_BATCH_TIMEOUT:-240}
+if ((budget > 0)); then  # half of what is left each, so that PyTorch's search gets its turn
+  left=$((budget - ($(date +%s) - start) - 10))
+  ((left / 2 < max_batch_timeout)) && max_batch_timeout=$((left / 2))
+fi
+step max_batch 540 env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
+  BENCH_PRECISIONS=bf16+cl+fused BENCH_MAX_BATCH_START=128 BENCH_TIMEOUT="$max_batch_timeout" \
   scripts/bench_compare.sh "$bin" cuda || status=1
 
-echo
-echo "=== device_check summary ($(head -n 2 "$OUT/gpu.txt" | tail -n 1))"
-printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
-echo "total $(($(date +%s) - start))s, status $status" | tee -a "$OUT/summary.txt"
-exit $status
+finish

@@ -36,6 +36,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "tensor/cuda/allocator.h"
@@ -294,6 +295,19 @@ bool refused(cudnnStatus_t status) {
   return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
 }
 
+bool out_of_memory(cudnnStatus_t status) {
+  return status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+         status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+}
+
+// Throws unless cuDNN succeeded, naming the convolution and the call (`what`) with cuDNN's status.
+template <Direction D>
+void check(cudnnStatus_t status, const char* what) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  const std::string call = std::string(op_name(D)) + ": " + what;
+  detail::throw_cudnn_error(status, call.c_str(), __FILE__, __LINE__);
+}
+
 bool env_is_1(const char* name) {
   const char* value = std::getenv(name);
   return value != nullptr && std::strcmp(value, "1") == 0;
@@ -357,7 +371,7 @@ int rank_candidates(const Problem& p, const Context& ctx, bool copies_allowed,
   int count = 0;
   const cudnnStatus_t ranked = Api<D>::heuristics(p, perf, count);
   if (copies_allowed && refused(ranked)) return 0;
-  EFFNET_CUDNN_CHECK(ranked);
+  check<D>(ranked, "cuDNN's heuristic ranking of the algorithms");
   if (!cudnn_benchmark()) return count;
   size_t bytes = 0;
   for (int i = 0; i < count; ++i) {
@@ -371,12 +385,13 @@ int rank_candidates(const Problem& p, const Context& ctx, bool copies_allowed,
   Scratch scratch(ctx.device, ctx.stream, bytes, Scratch::OnOutOfMemory::Halve);
   int timed = 0;
   const cudnnStatus_t found = Api<D>::find(p, perf, timed, scratch.get(), scratch.bytes());
-  if (!refused(found)) {
-    EFFNET_CUDNN_CHECK(found);
+  if (!refused(found) && !out_of_memory(found)) {
+    check<D>(found, "cuDNN's timed search of the algorithms");
     return timed;
   }
-  // The timed search refused what the heuristics ranked: their ranking again (the search wrote over it).
-  EFFNET_CUDNN_CHECK(Api<D>::heuristics(p, perf, count));
+  // The timed search refused what the heuristics ranked, or ran out of memory (near a full device): their
+  // ranking again (the search wrote over it).
+  check<D>(Api<D>::heuristics(p, perf, count), "cuDNN's heuristic ranking of the algorithms");
   return count;
 }
 
@@ -394,7 +409,7 @@ Choices choose(Problem& p, const Context& ctx, bool copies_allowed) {
     size_t bytes = 0;
     const cudnnStatus_t status = Api<D>::workspace_size(p, perf[i].algo, bytes);
     if (refused(status)) continue;
-    EFFNET_CUDNN_CHECK(status);
+    check<D>(status, "cuDNN's workspace size of an algorithm");
     if (bytes > kMaxWorkspaceBytes) continue;
     const Choice candidate{static_cast<int>(perf[i].algo), perf[i].mathType, bytes};
     if (choices.best.algo < 0) {
@@ -407,9 +422,9 @@ Choices choose(Problem& p, const Context& ctx, bool copies_allowed) {
 }
 
 // Runs the best choice; when its workspace cannot be had now, the leanest instead (if that is another).
-// Returns cuDNN's status.
+// Returns cuDNN's status, and in `ran_best` which of the two ran.
 template <Direction D>
-cudnnStatus_t run_chosen(Problem& p, const Context& ctx, const Choices& choices) {
+cudnnStatus_t run_chosen(Problem& p, const Context& ctx, const Choices& choices, bool& ran_best) {
   auto run = [&](const Choice& choice) {
     EFFNET_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv_desc.get(), choice.math));
     std::optional<Scratch> workspace;
@@ -417,10 +432,12 @@ cudnnStatus_t run_chosen(Problem& p, const Context& ctx, const Choices& choices)
     return Api<D>::run(p, static_cast<typename Api<D>::Algo>(choice.algo), workspace ? workspace->get() : nullptr,
                        choice.workspace);
   };
+  ran_best = true;
   if (choices.lean.workspace >= choices.best.workspace) return run(choices.best);
   try {
     return run(choices.best);
   } catch (const OutOfMemoryError&) {  // only the workspace's allocation throws; nothing ran
+    ran_best = false;
     return run(choices.lean);
   }
 }
@@ -540,9 +557,9 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
       cached = true;
     }
   }
-  auto say_copies = [&](const char* why) {
-    std::fprintf(stderr, "effnet: %s: cuDNN %s %s%s x %s, w %s, y %s; using %s copies\n", op_name(D), why,
-                 p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "", x.str().c_str(),
+  auto say_copies = [&](const std::string& why) {
+    std::fprintf(stderr, "effnet: %s: cuDNN %s %s%s x %s, w %s, y %s; using %s copies\n", op_name(D),
+                 why.c_str(), p.precision_name(), p.format == CUDNN_TENSOR_NHWC ? " NHWC" : "", x.str().c_str(),
                  w.str().c_str(), y.str().c_str(), is_16bit(x.dtype()) ? "row-major float32" : "row-major");
   };
   // Searched outside the lock: a search can take a while (timed ones run every algorithm), and two threads
@@ -567,18 +584,20 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     convolve_on_row_major_copies<D>(x, w, y, g);
     return;
   }
-  const cudnnStatus_t status = run_chosen<D>(p, ctx, choices);
+  bool ran_best = true;
+  const cudnnStatus_t status = run_chosen<D>(p, ctx, choices, ran_best);
   if (refused(status) && copies_allowed) {
-    // cuDNN refused at run time what its heuristics offered: remembered, and done on copies from now on.
-    {
+    // cuDNN refused at run time what its heuristics offered: done on copies, and from now on if it was the
+    // best choice that was refused (the leanest runs only when memory is short).
+    if (ran_best) {
       std::lock_guard<std::mutex> lock(g_choices_mutex);
       g_choices[key].best.algo = -1;
     }
-    say_copies("refused to run");
+    say_copies(std::string("refused (") + cudnnGetErrorString(status) + ") to run");
     convolve_on_row_major_copies<D>(x, w, y, g);
     return;
   }
-  EFFNET_CUDNN_CHECK(status);
+  check<D>(status, "the run of the chosen algorithm");
 }
 
 }  // namespace
