@@ -11,8 +11,8 @@
 //
 // --max-batch first finds the largest batch whose two steps fit in memory (train/batch_fit.h: from --batch,
 // guided by the peak memory of the trials, each said on stderr; the trials take cuDNN's heuristic
-// algorithms), then times that batch. --memory-limit-mb caps the allocator,
-// to stand for a smaller card or, on the CPU, to give the search a bound.
+// algorithms), then times that batch. --memory-limit-mb caps the allocator, to stand for a smaller card or,
+// on the CPU, to give the search a bound.
 //
 // --data ROOT trains end to end instead: the model's steps on the loader's batches (the recipe's transforms,
 // below, at --crop; whole batches, moved to the device by the loader), timed by the host clock over --steps
