@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
         model.forward(images);
         return;
       }
-      const size_t before = memory_stats(device).requested;
+      const size_t before = held != nullptr ? memory_stats(device).requested : 0;
       const Tensor loss = cross_entropy(model.forward(images), targets);
       if (held != nullptr) *held = memory_stats(device).requested - before;
       backward_and_step(loss, optimizer, scaler ? &*scaler : nullptr);
