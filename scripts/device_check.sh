@@ -6,7 +6,8 @@
 #   2. uses the carried build, or rebuilds from source with the carried GoogleTest if it does not run;
 #   3. runs the whole test suite with the CUDA tests required (EFFNET_REQUIRE_CUDA=1: a skip is a failure);
 #   4. runs the demo, EfficientNet training steps (B4 at 380x380, B0 at 224x224) with effnet_bench side by
-#      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 channels-last step,
+#      side with PyTorch (scripts/bench_compare.sh), a per-kernel profile of B4's bf16 channels-last step
+#      (and of the same step with every convolution in cuDNN),
 #      one epoch of the recipe (B4, crop 384x320 of 512x384 demo photos, bf16) with effnet_train, and B4's
 #      training end to end from the data loader on those photos, against PyTorch's DataLoader;
 #   5. runs compute-sanitizer memcheck over the CUDA tests;
@@ -113,6 +114,12 @@ step bench_vs_pytorch 420 env PYTHON=python3 BENCH_PRECISIONS="${BENCH_PRECISION
 step profile 180 env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_LOG=1 \
   "$bin/effnet_bench" --model efficientnet_b4 \
   --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --fused --device cuda || status=1
+# The same step with every convolution in cuDNN (EFFNET_CUDNN_ONLY=1), instead of effnet's depthwise kernels
+# and cuBLAS's 1x1 products (tensor/cuda/depthwise_conv.cu, pointwise_conv.cpp): both, per kernel entry, on
+# one card.
+step profile_cudnn 120 env EFFNET_PROFILE=1 EFFNET_CUDNN_BENCHMARK=1 EFFNET_CUDNN_ONLY=1 \
+  "$bin/effnet_bench" --model efficientnet_b4 \
+  --img-size 380 --batch 32 --steps 3 --precision bf16 --channels-last --fused --device cuda || status=1
 # A short run of the recipe (configs/mask_b4_recipe.toml) on demo data at the competition's photo size.
 demo=$(mktemp -d)
 # The recipe and end_to_end steps train on these photos: skipping demo_data skips them too.
@@ -137,13 +144,14 @@ step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 --print-l
 # Last, the longest and least predictable: the largest B4 batch at 380x380 that each framework fits on this
 # card, and its speed: effnet's bf16 channels-last fused step against PyTorch's AMP channels-last (both
 # search the same grid from batch 128, train/batch_fit.h, each within MAX_BATCH_TIMEOUT seconds, default
-# 240; the trials take cuDNN's heuristic algorithms, the timed batch the timed search).
+# 240; the trials take cuDNN's heuristic algorithms, the timed batch the timed search; 5 timed steps, which
+# take seconds each at such batches).
 max_batch_timeout=${MAX_BATCH_TIMEOUT:-240}
 if ((budget > 0)); then  # half of what is left each, so that PyTorch's search gets its turn
   left=$((budget - ($(date +%s) - start) - 10))
   ((left / 2 < max_batch_timeout)) && max_batch_timeout=$((left / 2))
 fi
-step max_batch 540 env PYTHON=python3 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
+step max_batch 540 env PYTHON=python3 STEPS=5 BENCH_CASES="efficientnet_b4 380 max eager_bf16_cl" \
   BENCH_PRECISIONS=bf16+cl+fused BENCH_MAX_BATCH_START=128 BENCH_TIMEOUT="$max_batch_timeout" \
   scripts/bench_compare.sh "$bin" cuda || status=1
 

@@ -6,3 +6,10 @@
 #else
 #define EFFNET_HOST_DEVICE
 #endif
+
+// Asks nvcc to unroll the loop that follows (a host compiler would warn about the pragma).
+#if defined(__CUDA_ARCH__)
+#define EFFNET_UNROLL _Pragma("unroll")
+#else
+#define EFFNET_UNROLL
+#endif

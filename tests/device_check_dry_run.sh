@@ -86,7 +86,7 @@ check_run() {  # check_run NAME ENV... : runs device_check.sh in $work with the 
 check_run all
 rc=$?
 [[ $rc -eq 0 ]] || fail "the full run exited $rc: $(tail -n 12 "$work/all.txt")"
-for s in tests demo bench_vs_pytorch profile demo_data recipe end_to_end memcheck max_batch; do
+for s in tests demo bench_vs_pytorch profile profile_cudnn demo_data recipe end_to_end memcheck max_batch; do
   grep -Eq "^$s +PASS" "$work/all/summary.txt" 2>/dev/null || fail "step $s did not pass: $(grep "^$s" "$work/all/summary.txt")"
 done
 grep -q '^| model | input | batch | effnet | PyTorch' "$work/all/bench_vs_pytorch.log" || fail "bench_vs_pytorch.log lost its table header"
@@ -100,7 +100,7 @@ grep -q '^| efficientnet_b4 | 384x320, from the loader | 32 |' "$work/all/end_to
 [[ $(tr -cd '\000' <"$work/all/bench_vs_pytorch.log" | wc -c) -eq 0 ]] || fail "bench_vs_pytorch.log holds NUL bytes"
 
 # 2. The budget runs out in end_to_end, whose effnet_bench hangs.
-check_run hang FAKE_HANG=1 TIME_BUDGET=25 SKIP="tests demo bench_vs_pytorch profile recipe memcheck max_batch"
+check_run hang FAKE_HANG=1 TIME_BUDGET=25 SKIP="tests demo bench_vs_pytorch profile profile_cudnn recipe memcheck max_batch"
 rc=$?
 [[ $rc -ne 0 ]] || fail "a step killed by TIME_BUDGET still gave exit status 0"
 grep -Eq '^end_to_end +FAIL' "$work/hang/summary.txt" 2>/dev/null || fail "end_to_end is not a FAIL in the summary"

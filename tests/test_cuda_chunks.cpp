@@ -29,13 +29,24 @@ namespace {
 
 using test::relative_error;
 
-// Restores the default limit after each test.
+// Restores the default limit after each test. Every convolution takes cuDNN's path here, the one that
+// chunks (effnet's own depthwise kernels take a whole batch in one launch up to 2^31 output pixels, and
+// cuBLAS's 1x1 products index in 64 bits), and that setting is restored too.
 class CudaChunks : public testing::Test {
  protected:
-  void SetUp() override { EFFNET_REQUIRE_CUDA_OR_SKIP(); }
-  void TearDown() override {
-    if (cuda_available()) cuda::set_max_elements_per_call(0);
+  void SetUp() override {
+    EFFNET_REQUIRE_CUDA_OR_SKIP();
+    own_ = cuda::own_conv_kernels();
+    cuda::set_own_conv_kernels(false);
   }
+  void TearDown() override {
+    if (!cuda_available()) return;
+    cuda::set_max_elements_per_call(0);
+    cuda::set_own_conv_kernels(own_);
+  }
+
+ private:
+  bool own_ = true;
 };
 
 const MemoryFormat kFormats[] = {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast};

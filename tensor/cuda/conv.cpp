@@ -10,6 +10,10 @@
 //   N batch   C input channels    H, W input height, width    G groups (w holds C / G input channels)
 //   K output channels   R, S filter height, width   P, Q output height, width
 //
+// Two kinds that cuDNN's legacy API runs far below memory speed go elsewhere (unless EFFNET_CUDNN_ONLY=1):
+// depthwise convolutions with 3x3 and 5x5 filters (EfficientNet's) to effnet's own kernels
+// (depthwise_conv.cu), and 1x1 convolutions with channels innermost to cuBLAS (pointwise_conv.cpp).
+//
 // A batch too large for one cuDNN call (an operand of 2^31 elements or more) is convolved in chunks of
 // whole images (convolve_in_chunks).
 //
@@ -28,6 +32,7 @@
 // with float32 accumulation (compute type float32).
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstdint>
@@ -313,6 +318,8 @@ bool env_is_1(const char* name) {
   return value != nullptr && std::strcmp(value, "1") == 0;
 }
 
+std::atomic<bool> g_own_conv_kernels{!env_is_1("EFFNET_CUDNN_ONLY")};
+
 // EFFNET_CUDNN_LOG=1: one stderr line per problem when its algorithm is chosen (which algorithm, math and
 // workspace), to see what cuDNN picks for each shape, dtype and layout.
 bool log_enabled() {
@@ -531,6 +538,18 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
     EFFNET_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, bytes, ctx.stream));
     return;
   }
+  if (own_conv_kernels() && depthwise_conv_supported(x, w, y, g)) {
+    if constexpr (D == Direction::Forward) depthwise_conv2d(x, w, g, y);
+    if constexpr (D == Direction::BackwardInput) depthwise_conv2d_backward_input(y, w, g, x);
+    if constexpr (D == Direction::BackwardWeight) depthwise_conv2d_backward_weight(y, x, g, w);
+    return;
+  }
+  if (own_conv_kernels() && pointwise_conv_supported(x, w, y, g)) {
+    if constexpr (D == Direction::Forward) pointwise_conv2d(x, w, y);
+    if constexpr (D == Direction::BackwardInput) pointwise_conv2d_backward_input(y, w, x);
+    if constexpr (D == Direction::BackwardWeight) pointwise_conv2d_backward_weight(y, x, w);
+    return;
+  }
   if (convolve_in_chunks<D>(x, w, y, g)) return;
   // cuDNN's NHWC kernels hardly cover float64 (PyTorch keeps float64 row-major for cuDNN too).
   if (x.dtype() == kFloat64 && format == MemoryFormat::ChannelsLast) {
@@ -601,6 +620,9 @@ void convolve(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeo
 }
 
 }  // namespace
+
+bool own_conv_kernels() { return g_own_conv_kernels.load(std::memory_order_relaxed); }
+void set_own_conv_kernels(bool enabled) { g_own_conv_kernels.store(enabled, std::memory_order_relaxed); }
 
 void conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y) {
   convolve<Direction::Forward>(x, w, y, g);

@@ -42,6 +42,26 @@ void conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGe
 void conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
                             const Tensor& grad_w);
 
+// conv.cpp runs two kinds of convolution outside cuDNN, which its legacy API runs far below memory speed,
+// while own_conv_kernels() (default on; EFFNET_CUDNN_ONLY=1 starts a run with everything in cuDNN, for
+// comparison):
+// depthwise_conv.cu: depthwise convolutions (groups = C = K, 3x3 or 5x5 filters) in effnet's own kernels,
+// for dense operands in one layout with fewer than 2^31 elements per image and output pixels in the batch;
+bool own_conv_kernels();
+void set_own_conv_kernels(bool enabled);
+bool depthwise_conv_supported(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g);
+void depthwise_conv2d(const Tensor& x, const Tensor& w, const Conv2dGeometry& g, const Tensor& y);
+void depthwise_conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Conv2dGeometry& g,
+                                     const Tensor& grad_x);
+void depthwise_conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Conv2dGeometry& g,
+                                      const Tensor& grad_w);
+// pointwise_conv.cpp: 1x1 convolutions (stride 1, no padding, one group) with channels innermost
+// (channels-last, or one pixel per image) as cuBLAS matrix products.
+bool pointwise_conv_supported(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g);
+void pointwise_conv2d(const Tensor& x, const Tensor& w, const Tensor& y);
+void pointwise_conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Tensor& grad_x);
+void pointwise_conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Tensor& grad_w);
+
 // batch_norm.cpp: cuDNN for float32 / float64 without an activation; the rest goes to effnet's kernels
 void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                       const Tensor& running_var, double momentum, double eps, Activation act, const Tensor& y,
