@@ -192,7 +192,12 @@ def main():
             name = ("tf_" if tf else "") + "efficientnet_reduced"
             tensors = {k: v for k, v in run(model, x, mode, 4).items() if not k.startswith(("param.", "buffer."))}
             save(f"{name}_hashed_{mode}", tensors, name, mode)
-    x = torch.randn((2, 3, 64, 64), generator=torch.Generator().manual_seed(5))
+    # Batch 4: at batch 2 the last stages' training-mode batch norms see 8 values per channel (2x2 pixels),
+    # where the gradients are so ill-conditioned that a one-ulp change of the input moves some by up to
+    # 9.5e-4 relative, the size of the tests' 1e-3 bound, in any float32 implementation (seen on the CPU
+    # with effnet; on the GPU effnet's fused step came out at 1.28e-3). At batch 4 none moves by more than
+    # 3e-4 (15 perturbed inputs, both variants).
+    x = torch.randn((4, 3, 64, 64), generator=torch.Generator().manual_seed(5))
     for tf in (False, True):
         for mode in ("train", "eval"):
             name = ("tf_" if tf else "") + "efficientnet_b0"
