@@ -23,15 +23,17 @@ def _grid_below(x, m):
 
 
 def _predicted_batch(trials, capacity):
-    """Where the line through the two largest fitting trials reaches capacity, if they make a rising line."""
+    """Where the line through the two largest fitting trials reaches capacity, if they make a rising line;
+    else the line from the smallest fitting trial to the largest (as train/batch_fit.cpp)."""
     fits = sorted({b: p for b, p in trials if p is not None}.items())
     if capacity <= 0 or len(fits) < 2:
         return None
-    (b1, p1), (b2, p2) = fits[-2], fits[-1]
-    per_image = (p2 - p1) / (b2 - b1)
-    if not per_image > 0:
-        return None
-    return b2 + (capacity - p2) / per_image
+    b2, p2 = fits[-1]
+    for b1, p1 in (fits[-2], fits[0]):
+        per_image = (p2 - p1) / (b2 - b1)
+        if per_image > 0:
+            return b2 + (capacity - p2) / per_image
+    return None
 
 
 def find_largest_batch(try_batch, start=32, multiple=8, capacity=0, max_trials=24):
@@ -61,12 +63,15 @@ def find_largest_batch(try_batch, start=32, multiple=8, capacity=0, max_trials=2
         on_line = _grid_floor(int(min(line, 16.0 * lo)), m) if line is not None else 0
         galloped = False
         if hi is None:
-            if line is None:
-                guess = 2 * lo
-            else:
+            if line is not None:
                 aimed = True
                 galloped = on_line < lo + stride
                 guess = lo + stride if galloped else on_line
+            elif aimed:  # no rising line any more: step on from the largest fit rather than double it
+                galloped = True
+                guess = lo + stride
+            else:
+                guess = 2 * lo
             guess = max(_grid_floor(min(guess, _LARGEST_GUESS), m), lowest)
         else:
             middle = _grid_floor(lo + (hi - lo) // 2, m)
@@ -116,6 +121,16 @@ def _self_test():
                 assert len(set(tried)) == len(tried), tried
                 if with_line and answer >= max(start, 8):
                     assert len(tried) <= 6, tried
+    # As tests/test_batch_fit.cpp's NoisyPeaksNearTheTopKeepTheSearchNearTheBoundary.
+    tried = []
+
+    def noisy(b):
+        tried.append(b)
+        peak = (2750 + 190 * b + (2000 if b % 16 == 0 else 0)) * mib
+        return peak if peak <= 142000 * mib else None
+
+    batch, exact, _ = find_largest_batch(noisy, 128, 8, 142000 * mib)
+    assert (batch, exact) == (728, True) and max(tried) <= 800 and len(tried) <= 7, tried
     print("batch_fit.py: self-test passed")
 
 

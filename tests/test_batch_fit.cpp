@@ -95,6 +95,26 @@ TEST(BatchFit, AWorkspaceJumpPastTheLineIsFoundByGallopingBack) {
   expect_never_retried(device.tried);
 }
 
+// Near a full card the allocator's peaks are not a clean line: on an H200, B4's 720 images peaked above its
+// 728. The line through the last two fits then fell, and the search doubled to 1,456 and came back down
+// through ten out-of-memory trials of several seconds each. Here batches that are multiples of 16 peak
+// 2,000 MiB higher (more than 8 images' worth), so the last two fits, 720 and 728, make a falling line.
+TEST(BatchFit, NoisyPeaksNearTheTopKeepTheSearchNearTheBoundary) {
+  std::vector<int64_t> tried;
+  auto noisy = [&tried](int64_t batch) -> std::optional<size_t> {
+    tried.push_back(batch);
+    const size_t peak = (2750 + 190 * static_cast<size_t>(batch) + (batch % 16 == 0 ? 2000 : 0)) * MiB;
+    if (peak > 142000 * MiB) return std::nullopt;
+    return peak;
+  };
+  const BatchFit fit = find_largest_batch({.start = 128, .multiple = 8, .capacity = 142000 * MiB}, noisy);
+  EXPECT_EQ(fit.batch, 728);
+  EXPECT_TRUE(fit.exact);
+  EXPECT_LE(*std::max_element(tried.begin(), tried.end()), 800) << fit.describe();
+  EXPECT_LE(fit.trials.size(), 7u) << fit.describe();
+  expect_never_retried(tried);
+}
+
 TEST(BatchFit, AStartThatDoesNotFitSearchesDown) {
   ModelDevice device;
   device.capacity = 600 * MiB;  // 8 images

@@ -20,11 +20,14 @@ int64_t grid_floor(int64_t x, int64_t m) { return x < m ? x : x / m * m; }
 int64_t grid_above(int64_t x, int64_t m) { return x + 1 < m ? x + 1 : (x / m + 1) * m; }  // smallest point > x
 int64_t grid_below(int64_t x, int64_t m) { return grid_floor(x - 1, m); }                 // largest point < x
 
-// Where the line through the two largest fitting trials reaches `capacity`, if they make a rising line.
+// Where the line through the two largest fitting trials reaches `capacity`, if they make a rising line; else
+// the line from the smallest fitting trial to the largest (near a full device the allocator's peaks vary by
+// more than the few images between the last two trials, whose line can even fall: seen on an H200).
 std::optional<double> predicted_batch(const std::vector<BatchTrial>& trials, size_t capacity) {
   if (capacity == 0) return std::nullopt;
   const BatchTrial* largest = nullptr;
   const BatchTrial* second = nullptr;
+  const BatchTrial* smallest = nullptr;
   for (const BatchTrial& t : trials) {
     if (!t.peak_bytes) continue;
     if (largest == nullptr || t.batch > largest->batch) {
@@ -33,10 +36,15 @@ std::optional<double> predicted_batch(const std::vector<BatchTrial>& trials, siz
     } else if (t.batch < largest->batch && (second == nullptr || t.batch > second->batch)) {
       second = &t;
     }
+    if (smallest == nullptr || t.batch < smallest->batch) smallest = &t;
   }
   if (second == nullptr) return std::nullopt;
-  const double bytes_per_image = (static_cast<double>(*largest->peak_bytes) - static_cast<double>(*second->peak_bytes)) /
-                                 static_cast<double>(largest->batch - second->batch);
+  auto per_image = [&](const BatchTrial* from) {
+    return (static_cast<double>(*largest->peak_bytes) - static_cast<double>(*from->peak_bytes)) /
+           static_cast<double>(largest->batch - from->batch);
+  };
+  double bytes_per_image = per_image(second);
+  if (!(bytes_per_image > 0)) bytes_per_image = per_image(smallest);
   if (!(bytes_per_image > 0)) return std::nullopt;
   return static_cast<double>(largest->batch) +
          (static_cast<double>(capacity) - static_cast<double>(*largest->peak_bytes)) / bytes_per_image;
@@ -90,12 +98,15 @@ BatchFit find_largest_batch(const BatchFitOptions& options, const TryBatch& try_
         line ? grid_floor(static_cast<int64_t>(std::min(*line, 16.0 * static_cast<double>(lo))), m) : 0;
     galloped = false;
     if (hi == kUnknown) {  // every trial fitted: grow
-      if (!line) {
-        guess = 2 * lo;
-      } else {
+      if (line) {
         aimed = true;
         galloped = on_line < lo + stride;
         guess = galloped ? lo + stride : on_line;
+      } else if (aimed) {  // no rising line any more: step on from the largest fit rather than double it
+        galloped = true;
+        guess = lo + stride;
+      } else {
+        guess = 2 * lo;
       }
       guess = std::max(grid_floor(std::min(guess, kLargestGuess), m), lowest);
     } else {

@@ -2,8 +2,9 @@
 // at a new shape, and on CUDA a cuDNN algorithm search for each of the model's convolutions).
 //
 // Peak memory grows about linearly with the batch (the activations) over a fixed part (weights, gradients,
-// optimizer state, workspaces). Two fitting trials give that line, and the batch where it meets the
-// device's capacity is the next guess. From each trial the search gallops away from it (1, 2, 4, ...
+// optimizer state, workspaces). Two fitting trials give that line (the two largest, or, when the
+// allocator's noise near a full device makes theirs fall, the smallest and the largest), and the batch
+// where it meets the device's capacity is the next guess. From each trial the search gallops away from it (1, 2, 4, ...
 // multiples) while that stays inside the bracket [largest fit, smallest failure], at most to the bracket's
 // middle, so it ends in about log2 of the prediction's error, and at worst bisects. Without a capacity it
 // doubles from the start until a batch fails.
