@@ -8,6 +8,8 @@
 //             (float32, or float64 for float64 x)
 //   N batch   C channels   HW pixels per plane   M = N HW values per channel: value j = n HW + k of channel
 //             c lies at (n C + c) HW + k (NCHW), or at j C + c (channels-last NHWC, all operands alike)
+//   kUnroll   values each thread loads before it uses any of them, in the sums and in the elementwise
+//             passes alike (one load in flight per thread leaves the memory idle most of the time)
 //   S         splits: blocks that share one channel's M values when C alone cannot fill the GPU; each
 //             writes its partial sums to a [C, S] buffer that one thread per channel adds up in a fixed
 //             order, so results are deterministic
@@ -54,23 +56,56 @@ struct Geometry {
   __device__ int64_t first(uint32_t ch) const { return channels_last ? ch : static_cast<int64_t>(ch) * hw; }
 };
 
-// Walks the values of channel `ch` with flat index j in [begin, end) of its M values, `step` apart, calling
-// f(offset of the value in the NCHW tensor). The plane and pixel advance by additions, not divisions.
-template <class F>
-__device__ __forceinline__ void for_channel(const Geometry& g, uint32_t ch, uint32_t begin, uint32_t end,
-                                            uint32_t step, F f) {
-  if (begin >= end) return;
-  uint32_t n = begin / g.hw, k = begin - n * g.hw;
-  const uint32_t step_n = step / g.hw, step_k = step - step_n * g.hw;  // a step moves this many planes, pixels
-  for (uint32_t j = begin; j < end; j += step) {
-    f((static_cast<int64_t>(n) * g.c + ch) * g.hw + k);
+// Values a thread loads before it adds any of them: a single chain of load-then-add leaves one load in
+// flight per thread, far too few bytes to cover the memory's latency.
+constexpr int kUnroll = 4;
+
+// The values of channel `ch` with flat index j in [begin, M) of its M values, `step` apart, as offsets in the
+// NCHW tensor: the plane and pixel advance by additions, not divisions.
+struct ChannelWalk {
+  uint32_t n, k, step_n, step_k;
+  __device__ ChannelWalk(const Geometry& g, uint32_t begin, uint32_t step)
+      : n(begin / g.hw), k(begin - begin / g.hw * g.hw), step_n(step / g.hw), step_k(step - step / g.hw * g.hw) {}
+  __device__ int64_t next(const Geometry& g, uint32_t ch) {
+    const int64_t offset = (static_cast<int64_t>(n) * g.c + ch) * g.hw + k;
     n += step_n;
     k += step_k;
     if (k >= g.hw) {
       k -= g.hw;
       ++n;
     }
+    return offset;
   }
+};
+
+// Adds the terms of kUnroll values, all loaded first, into kUnroll separate pairs of sums.
+template <class Terms, class A>
+__device__ __forceinline__ void add_terms(const Terms& terms, const int64_t (&offsets)[kUnroll], A (&a)[kUnroll],
+                                          A (&b)[kUnroll]) {
+  decltype(terms.load(0)) values[kUnroll];
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) values[u] = terms.load(offsets[u]);
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) terms.add(values[u], a[u], b[u]);
+}
+
+// The thread's sums of `terms` over the values j = first, first + step, ... below `end` of one channel, the
+// offset of value j being offset_of(j), which is called once per j in increasing order (so that the NCHW
+// kernel can walk); added in a fixed order.
+template <class A, class Terms, class Offset>
+__device__ __forceinline__ void channel_sums_of(const Terms& terms, uint32_t first, uint32_t end, uint32_t step,
+                                                Offset offset_of, A& a_sum, A& b_sum) {
+  A a[kUnroll] = {}, b[kUnroll] = {};
+  uint32_t j = first;
+  for (; j + (kUnroll - 1) * step < end; j += kUnroll * step) {
+    int64_t offsets[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) offsets[u] = offset_of(j + u * step);
+    add_terms(terms, offsets, a, b);
+  }
+  for (; j < end; j += step) terms.add(terms.load(offset_of(j)), a[0], b[0]);
+  a_sum = (a[0] + a[1]) + (a[2] + a[3]);
+  b_sum = (b[0] + b[1]) + (b[2] + b[3]);
 }
 
 // grid (C, S): partial[ch, s] = (sum a(v), sum b(v)) over split s of channel ch.
@@ -83,7 +118,11 @@ __global__ void __launch_bounds__(kThreads)
   const uint32_t begin = s * chunk, end = min(g.m, begin + chunk);
   A a = 0, b = 0;
   terms.prepare(ch, g.first(ch));
-  for_channel(g, ch, begin + threadIdx.x, end, blockDim.x, [&](int64_t offset) { terms.add(offset, a, b); });
+  if (begin + threadIdx.x < end) {
+    // The walker visits j in order, as channel_sums_of asks for them.
+    ChannelWalk walk(g, begin + threadIdx.x, blockDim.x);
+    channel_sums_of(terms, begin + threadIdx.x, end, blockDim.x, [&](uint32_t) { return walk.next(g, ch); }, a, b);
+  }
   a = block_reduce(a, Sum{}, shared);
   b = block_reduce(b, Sum{}, shared);
   if (threadIdx.x == 0) {
@@ -104,7 +143,8 @@ __global__ void __launch_bounds__(kTile * kRows)
   A a = 0, b = 0;
   if (ch < g.c) {
     terms.prepare(ch, g.first(ch));
-    for (uint32_t j = begin + threadIdx.y; j < end; j += kRows) terms.add(static_cast<int64_t>(j) * g.c + ch, a, b);
+    channel_sums_of(terms, begin + threadIdx.y, end, kRows,
+                    [&](uint32_t j) { return static_cast<int64_t>(j) * g.c + ch; }, a, b);
   }
   shared_a[threadIdx.y][threadIdx.x] = a;
   shared_b[threadIdx.y][threadIdx.x] = b;
@@ -144,15 +184,17 @@ __device__ __forceinline__ A grad_of_z(T x, T dy, A scale, A shift) {
   }
 }
 
-// Forward terms: (x - x0) and (x - x0)^2.
+// Forward terms: (x - x0) and (x - x0)^2. (load reads a value, add adds its terms: channel_sums_of loads
+// several values before adding any.)
 template <class T>
 struct StatsTerms {
   using A = compute_t<T>;
   const T* x;
   A shift = 0;
   __device__ void prepare(uint32_t, int64_t first) { shift = static_cast<A>(x[first]); }
-  __device__ void add(int64_t offset, A& a, A& b) const {
-    const A v = static_cast<A>(x[offset]) - shift;
+  __device__ T load(int64_t offset) const { return x[offset]; }
+  __device__ void add(T value, A& a, A& b) const {
+    const A v = static_cast<A>(value) - shift;
     a += v;
     b += v * v;
   }
@@ -173,10 +215,14 @@ struct GradTerms {
     mu = mean[ch];
     if constexpr (kAct == Activation::Silu) affine_of(gamma[ch], beta[ch], mu, invstd[ch], scale, shift);
   }
-  __device__ void add(int64_t offset, A& a, A& b) const {
-    const A d = grad_of_z<kAct>(x[offset], dy[offset], scale, shift);
+  struct Value {
+    T x, dy;
+  };
+  __device__ Value load(int64_t offset) const { return {x[offset], dy[offset]}; }
+  __device__ void add(Value v, A& a, A& b) const {
+    const A d = grad_of_z<kAct>(v.x, v.dy, scale, shift);
     a += d;
-    b += d * (static_cast<A>(x[offset]) - mu);
+    b += d * (static_cast<A>(v.x) - mu);
   }
 };
 
@@ -232,43 +278,107 @@ __device__ __forceinline__ uint32_t channel_of(const Geometry& g, uint32_t i) {
   return g.channels_last ? g.by_c.remainder(i) : g.by_c.remainder(g.by_hw.divide(i));
 }
 
-// The elementwise kernels take fewer than 2^31 elements per launch (32-bit indices; for_image_chunks).
+// The elementwise kernels take fewer than 2^31 elements per launch (32-bit indices; for_image_chunks), and
+// each thread loads kUnroll elements, `stride` apart, before it computes and stores them (the grid is sized
+// for that: elementwise_grid).
+template <class Element>
+__device__ __forceinline__ void for_elements(uint32_t total, Element element) {
+  const uint32_t stride = gridDim.x * blockDim.x;  // i + kUnroll stride < 2^32: total < 2^31
+  uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  for (; i + (kUnroll - 1) * stride < total; i += kUnroll * stride) {
+    decltype(element.load(0)) values[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) values[u] = element.load(i + u * stride);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) element.store(i + u * stride, values[u]);
+  }
+  for (; i < total; i += stride) element.store(i, element.load(i));
+}
+
+unsigned elementwise_grid(int64_t count, const Context& ctx) { return grid_for(count, ctx, kThreads * kUnroll); }
+
+// y = z or silu(z) for each element. (The per-channel values are loaded with the element: a load after a
+// store may read what the store wrote, as far as the compiler knows, so it would wait for the store.)
 template <Activation kAct, class T, class A = compute_t<T>>
-__global__ void __launch_bounds__(kThreads)
-    normalize_kernel(uint32_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
-  const uint32_t stride = gridDim.x * blockDim.x;
-  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+struct Normalize {
+  Geometry g;
+  const T* x;
+  const A* scale;
+  const A* shift;
+  T* y;
+  struct Value {
+    T x;
+    A scale, shift;
+  };
+  __device__ Value load(uint32_t i) const {
     const uint32_t ch = channel_of(g, i);
-    const A z = normalized(x[i], scale[ch], shift[ch]);
+    return {x[i], scale[ch], shift[ch]};
+  }
+  __device__ void store(uint32_t i, Value v) const {
+    const A z = normalized(v.x, v.scale, v.shift);
     if constexpr (kAct == Activation::Silu) {
       y[i] = static_cast<T>(math::unary<UnaryOp::Silu>(z, A(0)));
     } else {
       y[i] = static_cast<T>(z);
     }
   }
+};
+
+template <Activation kAct, class T, class A = compute_t<T>>
+__global__ void __launch_bounds__(kThreads)
+    normalize_kernel(uint32_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
+  for_elements(total, Normalize<kAct, T>{g, x, scale, shift, y});
 }
+
+// dx = a (dz - b - (x - mean) d) for each element.
+template <Activation kAct, class T, class A = compute_t<T>>
+struct GradInput {
+  Geometry g;
+  const T* x;
+  const T* dy;
+  const A* mean;
+  const A* coef_a;
+  const A* coef_b;
+  const A* coef_d;
+  const A* scale;
+  const A* shift;
+  T* dx;
+  struct Value {
+    T x, dy;
+    A mean, a, b, d, scale, shift;
+  };
+  __device__ Value load(uint32_t i) const {
+    const uint32_t ch = channel_of(g, i);
+    Value v{x[i], dy[i], mean[ch], coef_a[ch], coef_b[ch], coef_d[ch], 0, 0};
+    if constexpr (kAct == Activation::Silu) {
+      v.scale = scale[ch];
+      v.shift = shift[ch];
+    }
+    return v;
+  }
+  __device__ void store(uint32_t i, const Value& v) const {
+    const A xmu = static_cast<A>(v.x) - v.mean;
+    A dz;
+    if constexpr (kAct == Activation::Silu) {
+      dz = grad_of_z<kAct>(v.x, v.dy, v.scale, v.shift);
+    } else {
+      dz = static_cast<A>(v.dy);
+    }
+    dx[i] = static_cast<T>(v.a * (dz - v.b - xmu * v.d));
+  }
+};
 
 template <Activation kAct, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
     grad_input_kernel(uint32_t total, Geometry g, const T* x, const T* dy, const A* mean, const A* coef_a,
                       const A* coef_b, const A* coef_d, const A* scale, const A* shift, T* dx) {
-  const uint32_t stride = gridDim.x * blockDim.x;
-  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
-    const uint32_t ch = channel_of(g, i);
-    const A xmu = static_cast<A>(x[i]) - mean[ch];
-    A dz;
-    if constexpr (kAct == Activation::Silu) {
-      dz = grad_of_z<kAct>(x[i], dy[i], scale[ch], shift[ch]);
-    } else {
-      dz = static_cast<A>(dy[i]);
-    }
-    dx[i] = static_cast<T>(coef_a[ch] * (dz - coef_b[ch] - xmu * coef_d[ch]));
-  }
+  for_elements(total, GradInput<kAct, T>{g, x, dy, mean, coef_a, coef_b, coef_d, scale, shift, dx});
 }
 
-// Splits per channel: enough blocks to fill the GPU, each keeping at least 8 values per thread.
+// Splits per channel: enough blocks to fill the GPU (8 per SM, the most that stay resident at 256 threads),
+// each keeping at least 8 values per thread.
 uint32_t splits_for(const Geometry& g, const Context& ctx) {
-  const int64_t target = int64_t{4} * ctx.properties.multiProcessorCount;
+  const int64_t target = int64_t{8} * ctx.properties.multiProcessorCount;
   const int64_t blocks = g.channels_last ? (g.c + kTile - 1) / kTile : g.c;  // per split
   const int64_t threads_per_channel = g.channels_last ? kRows : kThreads;
   const int64_t wanted = (target + blocks - 1) / blocks;
@@ -416,7 +526,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
     T* py = static_cast<T*>(y.data_ptr());
     with_activation(act, [&](auto act_tag) {
       for_image_chunks(x, [&](int64_t first, int64_t count) {
-        normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
+        normalize_kernel<decltype(act_tag)::value, T><<<elementwise_grid(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, px + first, scale, shift, py + first);
         EFFNET_CUDA_CHECK_LAUNCH();
       });
@@ -463,7 +573,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
       EFFNET_CUDA_CHECK_LAUNCH();
       T* pdx = static_cast<T*>(grad_x.data_ptr());
       for_image_chunks(x, [&](int64_t first, int64_t count) {
-        grad_input_kernel<kAct, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
+        grad_input_kernel<kAct, T><<<elementwise_grid(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, px + first, pdy + first, save_mean.data<A>(), coef_a, coef_b, coef_d,
             scale, shift, pdx + first);
         EFFNET_CUDA_CHECK_LAUNCH();
@@ -486,7 +596,7 @@ void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shi
     using A = compute_t<T>;
     with_activation(act, [&](auto act_tag) {
       for_image_chunks(x, [&](int64_t first, int64_t count) {
-        normalize_kernel<decltype(act_tag)::value, T><<<grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
+        normalize_kernel<decltype(act_tag)::value, T><<<elementwise_grid(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, static_cast<const T*>(x.data_ptr()) + first, scale.data<A>(),
             shift.data<A>(), static_cast<T*>(y.data_ptr()) + first);
         EFFNET_CUDA_CHECK_LAUNCH();

@@ -2,7 +2,8 @@
 // is tensor/elementwise_math.h, shared with the CPU; each (op, type) pair is its own kernel. float16 and
 // bfloat16 elements are computed in float32 and rounded once on store, as on the CPU.
 //
-//   n        elements of the output; thread i of the grid-stride loop handles elements i, i + grid, ...
+//   n        elements of the output; thread i of the grid-stride loop handles elements i, i + grid, ...,
+//            loading kUnroll of them before storing any
 //   operand  0 is the output, then the inputs; all have the output's shape (broadcast inputs: stride 0)
 //   layout   the operands' shape in the output's memory order (order_dims_by_memory) after merging dims
 //            that are contiguous in all of them (coalesce_dims),
@@ -59,13 +60,30 @@ struct Layout {
   }
 };
 
+// Elements a thread loads before it computes and stores any of them: one load in flight per thread leaves
+// the memory idle most of the time. Loading first is also what makes an in-place op (out = a) safe here.
+constexpr int kUnroll = 4;
+
+// f.load(off) reads element `off`'s inputs, f.store(off, value) computes and writes its output.
 template <Indexing kIndexing, int N, class F>
 __global__ void __launch_bounds__(kThreads) elementwise_kernel(int64_t n, Layout<N> layout, F f) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
-  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) {
+  int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  for (; i + (kUnroll - 1) * stride < n; i += kUnroll * stride) {
+    int64_t off[kUnroll][N];
+    decltype(f.load(off[0])) values[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      layout.template offsets<kIndexing>(i + u * stride, off[u]);
+      values[u] = f.load(off[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) f.store(off[u], values[u]);
+  }
+  for (; i < n; i += stride) {
     int64_t off[N];
     layout.template offsets<kIndexing>(i, off);
-    f(off);
+    f.store(off, f.load(off));
   }
 }
 
@@ -111,7 +129,7 @@ void launch(const std::array<const Tensor*, N>& operands, const F& f) {
   const int device = out.device().index;
   const Context& ctx = context(device);
   DeviceGuard guard(device);
-  const unsigned grid = grid_for(n, ctx);
+  const unsigned grid = grid_for(n, ctx, kThreads * kUnroll);
   switch (plan.indexing) {
     case Indexing::Contiguous:
       elementwise_kernel<Indexing::Contiguous><<<grid, kThreads, 0, ctx.stream>>>(n, plan.layout, f);
@@ -126,18 +144,22 @@ void launch(const std::array<const Tensor*, N>& operands, const F& f) {
   EFFNET_CUDA_CHECK_LAUNCH();
 }
 
+struct Nothing {};
+
 template <class T>
 struct FillFn {
   T* out;
   T value;
-  __device__ void operator()(const int64_t* off) const { out[off[0]] = value; }
+  __device__ Nothing load(const int64_t*) const { return {}; }
+  __device__ void store(const int64_t* off, Nothing) const { out[off[0]] = value; }
 };
 
 template <class D, class S>
 struct CopyFn {
   D* dst;
   const S* src;
-  __device__ void operator()(const int64_t* off) const { dst[off[0]] = static_cast<D>(src[off[1]]); }
+  __device__ S load(const int64_t* off) const { return src[off[1]]; }
+  __device__ void store(const int64_t* off, S value) const { dst[off[0]] = static_cast<D>(value); }
 };
 
 // T is the element type; the math runs in C = compute_t<T> (float32 for float16 and bfloat16).
@@ -147,9 +169,15 @@ struct UnaryFn {
   T* out;
   const T* x;
   C alpha;
-  __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = static_cast<T>(math::unary<kOp, C>(static_cast<C>(x[off[1]]), alpha));
+  __device__ T load(const int64_t* off) const { return x[off[1]]; }
+  __device__ void store(const int64_t* off, T value) const {
+    out[off[0]] = static_cast<T>(math::unary<kOp, C>(static_cast<C>(value), alpha));
   }
+};
+
+template <class T, int K>
+struct Inputs {
+  T v[K];
 };
 
 template <BinaryOp kOp, class T>
@@ -158,8 +186,9 @@ struct BinaryFn {
   T* out;
   const T* a;
   const T* b;
-  __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = static_cast<T>(math::binary<kOp, C>(static_cast<C>(a[off[1]]), static_cast<C>(b[off[2]])));
+  __device__ Inputs<T, 2> load(const int64_t* off) const { return {{a[off[1]], b[off[2]]}}; }
+  __device__ void store(const int64_t* off, const Inputs<T, 2>& in) const {
+    out[off[0]] = static_cast<T>(math::binary<kOp, C>(static_cast<C>(in.v[0]), static_cast<C>(in.v[1])));
   }
 };
 
@@ -169,8 +198,9 @@ struct AddcmulFn {
   const T* a;
   const T* b;
   const T* c;
-  __device__ void operator()(const int64_t* off) const {
-    out[off[0]] = math::add_product(a[off[1]], b[off[2]], c[off[3]]);
+  __device__ Inputs<T, 3> load(const int64_t* off) const { return {{a[off[1]], b[off[2]], c[off[3]]}}; }
+  __device__ void store(const int64_t* off, const Inputs<T, 3>& in) const {
+    out[off[0]] = math::add_product(in.v[0], in.v[1], in.v[2]);
   }
 };
 
