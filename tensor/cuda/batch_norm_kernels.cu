@@ -283,7 +283,8 @@ __device__ __forceinline__ uint32_t channel_of(const Geometry& g, uint32_t i) {
 // for that: elementwise_grid).
 template <class Element>
 __device__ __forceinline__ void for_elements(uint32_t total, Element element) {
-  const uint32_t stride = gridDim.x * blockDim.x;  // i + kUnroll stride < 2^32: total < 2^31
+  // i + kUnroll stride < 2^32: total < 2^31, and stride is at most grid_for's cap (32 blocks per SM).
+  const uint32_t stride = gridDim.x * blockDim.x;
   uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
   for (; i + (kUnroll - 1) * stride < total; i += kUnroll * stride) {
     decltype(element.load(0)) values[kUnroll];
@@ -375,10 +376,10 @@ __global__ void __launch_bounds__(kThreads)
   for_elements(total, GradInput<kAct, T>{g, x, dy, mean, coef_a, coef_b, coef_d, scale, shift, dx});
 }
 
-// Splits per channel: enough blocks to fill the GPU (8 per SM, the most that stay resident at 256 threads),
-// each keeping at least 8 values per thread.
+// Splits per channel: enough blocks to fill the GPU (4 per SM: the gradient sums' 40 to 64 registers per
+// thread leave room for 4 to 5 resident blocks of 256 threads), each keeping at least 8 values per thread.
 uint32_t splits_for(const Geometry& g, const Context& ctx) {
-  const int64_t target = int64_t{8} * ctx.properties.multiProcessorCount;
+  const int64_t target = int64_t{4} * ctx.properties.multiProcessorCount;
   const int64_t blocks = g.channels_last ? (g.c + kTile - 1) / kTile : g.c;  // per split
   const int64_t threads_per_channel = g.channels_last ? kRows : kThreads;
   const int64_t wanted = (target + blocks - 1) / blocks;
