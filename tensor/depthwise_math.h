@@ -44,6 +44,16 @@ struct DepthwiseGeometry {
   EFFNET_HOST_DEVICE Plane output_plane(int64_t image, int64_t ch) const { return plane(image, ch, p, q); }
 };
 
+// Filter tap t = r S + s of channel ch lies at w[ch ch_stride + t tap_stride]: as stored, [C, R S]
+// (ch_stride R S, tap_stride 1), or taps-major, [R S, C] (ch_stride 1, tap_stride C), where the threads of a
+// warp that take neighbouring channels (channels-last) read neighbouring filter values.
+template <class T>
+struct DepthwiseFilter {
+  const T* w;
+  int64_t ch_stride, tap_stride;
+  EFFNET_HOST_DEVICE T at(int64_t ch, int tap) const { return w[ch * ch_stride + tap * tap_stride]; }
+};
+
 // Row and column arithmetic is in int: one image's sides are far below 2^31.
 
 // Calls f(tap, i, j) for each tap r S + s of output pixel (row, col) that reads an input value (i, j) inside
@@ -68,13 +78,12 @@ EFFNET_UNROLL
 
 // y[n, ch, row, col].
 template <int R, int S, class A, class T>
-EFFNET_HOST_DEVICE A depthwise_output(const DepthwiseGeometry& g, const T* x, const T* w, int64_t image, int64_t ch,
-                                      int row, int col) {
+EFFNET_HOST_DEVICE A depthwise_output(const DepthwiseGeometry& g, const T* x, const DepthwiseFilter<T>& filter,
+                                      int64_t image, int64_t ch, int row, int col) {
   const DepthwiseGeometry::Plane in = g.input_plane(image, ch);
-  const T* filter = w + ch * R * S;
   A sum = 0;
   for_each_input_tap<R, S>(g, row, col, [&](int tap, int i, int j) {
-    sum += static_cast<A>(x[in.at(i, j)]) * static_cast<A>(filter[tap]);
+    sum += static_cast<A>(x[in.at(i, j)]) * static_cast<A>(filter.at(ch, tap));
   });
   return sum;
 }
@@ -95,10 +104,9 @@ EFFNET_HOST_DEVICE inline int depthwise_source(int at, int pad, int reach, int s
 // grad_x[n, ch, row, col]: the output pixels whose taps reach (row, col), gathered (no atomics). The S
 // output columns are found once, not once per filter row.
 template <int R, int S, class A, class T>
-EFFNET_HOST_DEVICE A depthwise_input_grad(const DepthwiseGeometry& g, const T* grad_y, const T* w, int64_t image,
-                                          int64_t ch, int row, int col) {
+EFFNET_HOST_DEVICE A depthwise_input_grad(const DepthwiseGeometry& g, const T* grad_y, const DepthwiseFilter<T>& filter,
+                                          int64_t image, int64_t ch, int row, int col) {
   const DepthwiseGeometry::Plane out = g.output_plane(image, ch);
-  const T* filter = w + ch * R * S;
   int columns[S];
 EFFNET_UNROLL
   for (int s = 0; s < S; ++s) {
@@ -114,7 +122,7 @@ EFFNET_UNROLL
 EFFNET_UNROLL
     for (int s = 0; s < S; ++s) {
       if (columns[s] < 0) continue;
-      sum += static_cast<A>(grad_y[out.at(p, columns[s])]) * static_cast<A>(filter[r * S + s]);
+      sum += static_cast<A>(grad_y[out.at(p, columns[s])]) * static_cast<A>(filter.at(ch, r * S + s));
     }
   }
   return sum;

@@ -86,24 +86,30 @@ void check_sums(const Case& c, MemoryFormat format) {
   const Tensor xd = x.contiguous(format), dyd = upstream.contiguous(format);
   const double* xp = static_cast<const double*>(xd.data_ptr());
   const double* dyp = static_cast<const double*>(dyd.data_ptr());
-  const double* wp = static_cast<const double*>(w.data_ptr());
+  // The filter as stored ([C, R S]) for row-major operands, taps-major ([R S, C]) for channels-last ones,
+  // as the CUDA kernels read it.
+  const bool channels_last = format == MemoryFormat::ChannelsLast;
+  const Tensor taps_major = w.reshape({c.x[1], c.k * c.k}).transpose(0, 1).contiguous();
+  const DepthwiseFilter<double> filter =
+      channels_last ? DepthwiseFilter<double>{static_cast<const double*>(taps_major.data_ptr()), 1, c.x[1]}
+                    : DepthwiseFilter<double>{static_cast<const double*>(w.data_ptr()), c.k * c.k, 1};
   const DepthwiseGeometry g{.n = c.x[0], .c = c.x[1], .h = c.x[2], .w = c.x[3], .p = y_shape[2], .q = y_shape[3],
                             .stride_h = c.g.stride_h, .stride_w = c.g.stride_w, .pad_h = c.g.pad_h,
                             .pad_w = c.g.pad_w, .dilation_h = c.g.dilation_h, .dilation_w = c.g.dilation_w,
-                            .channels_last = format == MemoryFormat::ChannelsLast};
+                            .channels_last = channels_last};
   // Results in row-major order, as to_vector gives them.
   std::vector<double> y, grad_x, grad_w(static_cast<size_t>(g.c * K * K), 0.0);
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t ch = 0; ch < g.c; ++ch)
       for (int p = 0; p < g.p; ++p)
         for (int q = 0; q < g.q; ++q) {
-          y.push_back(depthwise_output<K, K, double>(g, xp, wp, n, ch, p, q));
+          y.push_back(depthwise_output<K, K, double>(g, xp, filter, n, ch, p, q));
           depthwise_weight_grad_add<K, K, double>(g, dyp, xp, n, ch, p, q, grad_w.data() + ch * K * K);
         }
   for (int64_t n = 0; n < g.n; ++n)
     for (int64_t ch = 0; ch < g.c; ++ch)
       for (int i = 0; i < g.h; ++i)
-        for (int j = 0; j < g.w; ++j) grad_x.push_back(depthwise_input_grad<K, K, double>(g, dyp, wp, n, ch, i, j));
+        for (int j = 0; j < g.w; ++j) grad_x.push_back(depthwise_input_grad<K, K, double>(g, dyp, filter, n, ch, i, j));
   EXPECT_LT(relative_error(y, want.y), 1e-14) << "output";
   EXPECT_LT(relative_error(grad_x, want.grad_x), 1e-14) << "input gradient";
   EXPECT_LT(relative_error(grad_w, want.grad_w), 1e-14) << "weight gradient";

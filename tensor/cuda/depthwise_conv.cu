@@ -10,7 +10,8 @@
 //   forward          a thread per output element, in memory order (grid (blocks, N): the elements of one
 //                    image, C P Q, are contiguous in both layouts), so that writes are coalesced and
 //                    neighbouring threads read neighbouring inputs (neighbouring channels in NHWC, pixels in
-//                    NCHW); the R S input reads of neighbouring outputs overlap and come from the caches
+//                    NCHW); the R S input reads of neighbouring outputs overlap and come from the caches;
+//                    NHWC reads the filter from a taps-major copy, [R S, C], for the same reason
 //   backward input   a thread per input element, gathering the outputs its taps reached
 //   backward weight  grad_w[c, r, s] sums N P Q products: blocks of one channel tile and one of S' splits
 //                    of the N P Q output pixels keep R S partial sums per thread in registers, add them up
@@ -73,8 +74,8 @@ enum class Gather { Output, InputGrad };
 // elements per image) from x, or grad_x (C H W) from grad_y.
 template <Gather G, int R, int S, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
-    gather_kernel(DepthwiseGeometry g, ImageIndex index, uint32_t image_elements, const T* source, const T* w,
-                  T* out) {
+    gather_kernel(DepthwiseGeometry g, ImageIndex index, uint32_t image_elements, const T* source,
+                  DepthwiseFilter<T> w, T* out) {
   const uint32_t stride = gridDim.x * blockDim.x;  // e + stride < 2^32: image_elements < 2^31
   for (int64_t n = blockIdx.y; n < g.n; n += gridDim.y) {
     T* image = out + n * image_elements;
@@ -211,19 +212,41 @@ int64_t weight_splits(int64_t channel_blocks, int64_t pixels, int64_t threads_pe
   return std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, kMaxGridY));
 }
 
-// out's images [C, rows, cols], a thread per element.
+// wt[t C + c] = w[c taps + t]: the filter taps-major (grid-stride over its C taps values).
+template <class T>
+__global__ void __launch_bounds__(kThreads) taps_major_kernel(int64_t c, int64_t taps, const T* w, T* wt) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < c * taps; i += stride) {
+    const int64_t t = i / c, ch = i - t * c;
+    wt[i] = w[ch * taps + t];
+  }
+}
+
+// out's images [C, rows, cols], a thread per element. Channels-last threads read the filter taps-major
+// (copied so first), so that a warp's 32 neighbouring channels read one run of it instead of 32 values
+// R S apart.
 template <Gather G>
 void gather(const char* op, const DepthwiseGeometry& d, const Tensor& source, const Tensor& w, const Tensor& out) {
-  const Context& ctx = context(out.device().index);
-  const int64_t image_elements = out.numel() / d.n;
+  const int device = out.device().index;
+  const Context& ctx = context(device);
+  const int64_t image_elements = out.numel() / d.n, taps = w.size(2) * w.size(3);
   const ImageIndex index(d.c, out.size(2), out.size(3), d.channels_last);
   with_computable_type(out.dtype(), op, [&](auto zero) {
     using T = decltype(zero);
+    DepthwiseFilter<T> filter{static_cast<const T*>(w.data_ptr()), taps, 1};
+    std::shared_ptr<Storage> taps_major;
+    if (d.channels_last) {
+      taps_major = allocate(static_cast<size_t>(d.c * taps) * sizeof(T), Device::cuda(device));
+      T* wt = static_cast<T*>(taps_major->data());
+      taps_major_kernel<T><<<grid_for(d.c * taps, ctx), kThreads, 0, ctx.stream>>>(d.c, taps, filter.w, wt);
+      EFFNET_CUDA_CHECK_LAUNCH();
+      filter = {wt, 1, d.c};
+    }
     with_filter_size(w.size(2), [&](auto k) {
       constexpr int K = decltype(k)::value;
       gather_kernel<G, K, K, T><<<image_grid(image_elements, d.n, ctx), kThreads, 0, ctx.stream>>>(
-          d, index, static_cast<uint32_t>(image_elements), static_cast<const T*>(source.data_ptr()),
-          static_cast<const T*>(w.data_ptr()), static_cast<T*>(out.data_ptr()));
+          d, index, static_cast<uint32_t>(image_elements), static_cast<const T*>(source.data_ptr()), filter,
+          static_cast<T*>(out.data_ptr()));
       EFFNET_CUDA_CHECK_LAUNCH();
     });
   });
