@@ -56,10 +56,6 @@ struct Geometry {
   __device__ int64_t first(uint32_t ch) const { return channels_last ? ch : static_cast<int64_t>(ch) * hw; }
 };
 
-// Values a thread loads before it adds any of them: a single chain of load-then-add leaves one load in
-// flight per thread, far too few bytes to cover the memory's latency.
-constexpr int kUnroll = 4;
-
 // The values of channel `ch` with flat index j in [begin, M) of its M values, `step` apart, as offsets in the
 // NCHW tensor: the plane and pixel advance by additions, not divisions.
 struct ChannelWalk {
@@ -278,25 +274,8 @@ __device__ __forceinline__ uint32_t channel_of(const Geometry& g, uint32_t i) {
   return g.channels_last ? g.by_c.remainder(i) : g.by_c.remainder(g.by_hw.divide(i));
 }
 
-// The elementwise kernels take fewer than 2^31 elements per launch (32-bit indices; for_image_chunks), and
-// each thread loads kUnroll elements, `stride` apart, before it computes and stores them (the grid is sized
-// for that: elementwise_grid).
-template <class Element>
-__device__ __forceinline__ void for_elements(uint32_t total, Element element) {
-  // i + kUnroll stride < 2^32: total < 2^31, and stride is at most grid_for's cap (32 blocks per SM).
-  const uint32_t stride = gridDim.x * blockDim.x;
-  uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
-  for (; i + (kUnroll - 1) * stride < total; i += kUnroll * stride) {
-    decltype(element.load(0)) values[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) values[u] = element.load(i + u * stride);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) element.store(i + u * stride, values[u]);
-  }
-  for (; i < total; i += stride) element.store(i, element.load(i));
-}
-
-unsigned elementwise_grid(int64_t count, const Context& ctx) { return grid_for(count, ctx, kThreads * kUnroll); }
+// The elementwise kernels take fewer than 2^31 elements per launch (32-bit indices; for_image_chunks); each
+// thread loads kUnroll elements before it computes and stores them (for_each_unrolled).
 
 // y = z or silu(z) for each element. (The per-channel values are loaded with the element: a load after a
 // store may read what the store wrote, as far as the compiler knows, so it would wait for the store.)
@@ -328,7 +307,7 @@ struct Normalize {
 template <Activation kAct, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
     normalize_kernel(uint32_t total, Geometry g, const T* x, const A* scale, const A* shift, T* y) {
-  for_elements(total, Normalize<kAct, T>{g, x, scale, shift, y});
+  for_each_unrolled(total, Normalize<kAct, T>{g, x, scale, shift, y});
 }
 
 // dx = a (dz - b - (x - mean) d) for each element.
@@ -373,18 +352,13 @@ template <Activation kAct, class T, class A = compute_t<T>>
 __global__ void __launch_bounds__(kThreads)
     grad_input_kernel(uint32_t total, Geometry g, const T* x, const T* dy, const A* mean, const A* coef_a,
                       const A* coef_b, const A* coef_d, const A* scale, const A* shift, T* dx) {
-  for_elements(total, GradInput<kAct, T>{g, x, dy, mean, coef_a, coef_b, coef_d, scale, shift, dx});
+  for_each_unrolled(total, GradInput<kAct, T>{g, x, dy, mean, coef_a, coef_b, coef_d, scale, shift, dx});
 }
 
-// Splits per channel: enough blocks to fill the GPU (4 per SM: the gradient sums' 40 to 64 registers per
-// thread leave room for 4 to 5 resident blocks of 256 threads), each keeping at least 8 values per thread.
+// Splits per channel: blocks enough to fill the GPU, each thread keeping at least 8 values.
 uint32_t splits_for(const Geometry& g, const Context& ctx) {
-  const int64_t target = int64_t{4} * ctx.properties.multiProcessorCount;
   const int64_t blocks = g.channels_last ? (g.c + kTile - 1) / kTile : g.c;  // per split
-  const int64_t threads_per_channel = g.channels_last ? kRows : kThreads;
-  const int64_t wanted = (target + blocks - 1) / blocks;
-  const int64_t most = std::max<int64_t>(1, g.m / (threads_per_channel * 8));
-  return static_cast<uint32_t>(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 65535)));
+  return static_cast<uint32_t>(splits_to_fill(blocks, g.m, g.channels_last ? kRows : kThreads, 8, ctx));
 }
 
 // The per-channel sums of `terms` over split s into partial_a / partial_b [C, S], by the layout's kernel.
@@ -527,7 +501,7 @@ void own_batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& be
     T* py = static_cast<T*>(y.data_ptr());
     with_activation(act, [&](auto act_tag) {
       for_image_chunks(x, [&](int64_t first, int64_t count) {
-        normalize_kernel<decltype(act_tag)::value, T><<<elementwise_grid(count, ctx), kThreads, 0, ctx.stream>>>(
+        normalize_kernel<decltype(act_tag)::value, T><<<unrolled_grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, px + first, scale, shift, py + first);
         EFFNET_CUDA_CHECK_LAUNCH();
       });
@@ -574,7 +548,7 @@ void own_batch_norm_backward(const Tensor& grad_y, const Tensor& x, const Tensor
       EFFNET_CUDA_CHECK_LAUNCH();
       T* pdx = static_cast<T*>(grad_x.data_ptr());
       for_image_chunks(x, [&](int64_t first, int64_t count) {
-        grad_input_kernel<kAct, T><<<elementwise_grid(count, ctx), kThreads, 0, ctx.stream>>>(
+        grad_input_kernel<kAct, T><<<unrolled_grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, px + first, pdy + first, save_mean.data<A>(), coef_a, coef_b, coef_d,
             scale, shift, pdx + first);
         EFFNET_CUDA_CHECK_LAUNCH();
@@ -597,7 +571,7 @@ void own_batch_norm_eval(const Tensor& x, const Tensor& scale, const Tensor& shi
     using A = compute_t<T>;
     with_activation(act, [&](auto act_tag) {
       for_image_chunks(x, [&](int64_t first, int64_t count) {
-        normalize_kernel<decltype(act_tag)::value, T><<<elementwise_grid(count, ctx), kThreads, 0, ctx.stream>>>(
+        normalize_kernel<decltype(act_tag)::value, T><<<unrolled_grid_for(count, ctx), kThreads, 0, ctx.stream>>>(
             static_cast<uint32_t>(count), g, static_cast<const T*>(x.data_ptr()) + first, scale.data<A>(),
             shift.data<A>(), static_cast<T*>(y.data_ptr()) + first);
         EFFNET_CUDA_CHECK_LAUNCH();

@@ -79,12 +79,10 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Splits of the HW pixels for the NHWC kernel: enough blocks for 4 per SM, each thread keeping at least 16
-// pixels.
+// Splits of the HW pixels for the NHWC kernel: blocks enough to fill the GPU, each thread keeping at least
+// 16 pixels.
 int64_t nhwc_splits(int64_t n, int64_t c, int64_t hw, const Context& ctx) {
-  const int64_t blocks = n * ((c + kTile - 1) / kTile);
-  const int64_t wanted = (int64_t{4} * ctx.properties.multiProcessorCount + blocks - 1) / blocks;
-  return std::clamp<int64_t>(wanted, 1, std::min<int64_t>(std::max<int64_t>(1, hw / (kRows * 16)), 65535));
+  return splits_to_fill(n * ((c + kTile - 1) / kTile), hw, kRows, 16, ctx);
 }
 
 }  // namespace

@@ -204,14 +204,6 @@ dim3 image_grid(int64_t image_elements, int64_t n, const Context& ctx) {
   return dim3(grid_for(image_elements, ctx), static_cast<unsigned>(std::min(n, kMaxGridY)));
 }
 
-// Splits of the N P Q pixels for the weight gradient: enough blocks for 4 per SM, each thread keeping at
-// least 16 pixels.
-int64_t weight_splits(int64_t channel_blocks, int64_t pixels, int64_t threads_per_channel, const Context& ctx) {
-  const int64_t wanted = (int64_t{4} * ctx.properties.multiProcessorCount + channel_blocks - 1) / channel_blocks;
-  const int64_t most = std::max<int64_t>(1, pixels / (threads_per_channel * 16));
-  return std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, kMaxGridY));
-}
-
 // wt[t C + c] = w[c taps + t]: the filter taps-major (grid-stride over its C taps values).
 template <class T>
 __global__ void __launch_bounds__(kThreads) taps_major_kernel(int64_t c, int64_t taps, const T* w, T* wt) {
@@ -291,7 +283,8 @@ void depthwise_conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, con
     const T* dy = static_cast<const T*>(grad_y.data_ptr());
     const T* in = static_cast<const T*>(x.data_ptr());
     const int64_t channel_blocks = d.channels_last ? (d.c + kTile - 1) / kTile : d.c;
-    const int64_t splits = weight_splits(channel_blocks, pixels, d.channels_last ? kRows : kThreads, ctx);
+    // Splits of the N P Q pixels: blocks enough to fill the GPU, each thread keeping at least 16 pixels.
+    const int64_t splits = splits_to_fill(channel_blocks, pixels, d.channels_last ? kRows : kThreads, 16, ctx);
     const std::shared_ptr<Storage> scratch =
         allocate(static_cast<size_t>(d.c * splits * taps) * sizeof(A), Device::cuda(device));
     A* partial = static_cast<A*>(scratch->data());

@@ -60,11 +60,9 @@ struct Layout {
   }
 };
 
-// Elements a thread loads before it computes and stores any of them: one load in flight per thread leaves
-// the memory idle most of the time. Loading first is also what makes an in-place op (out = a) safe here.
-constexpr int kUnroll = 4;
-
-// f.load(off) reads element `off`'s inputs, f.store(off, value) computes and writes its output.
+// f.load(off) reads element `off`'s inputs, f.store(off, value) computes and writes its output; kUnroll
+// elements' loads come before their stores, as in for_each_unrolled (written out here because the offsets
+// travel from each load to its store: a Layout copied into a helper object would go to local memory).
 template <Indexing kIndexing, int N, class F>
 __global__ void __launch_bounds__(kThreads) elementwise_kernel(int64_t n, Layout<N> layout, F f) {
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
@@ -129,7 +127,7 @@ void launch(const std::array<const Tensor*, N>& operands, const F& f) {
   const int device = out.device().index;
   const Context& ctx = context(device);
   DeviceGuard guard(device);
-  const unsigned grid = grid_for(n, ctx, kThreads * kUnroll);
+  const unsigned grid = unrolled_grid_for(n, ctx);
   switch (plan.indexing) {
     case Indexing::Contiguous:
       elementwise_kernel<Indexing::Contiguous><<<grid, kThreads, 0, ctx.stream>>>(n, plan.layout, f);

@@ -30,6 +30,42 @@ inline unsigned grid_for(int64_t n, const Context& ctx, int threads = kThreads) 
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(wanted, cap)));
 }
 
+// Splits of `values` that blocks sharing one reduction take when the other grid dimension (`blocks`)
+// alone cannot fill the GPU: enough for 4 blocks per SM, each of the `threads` a split has keeping at least
+// `per_thread` values, at most 65535 (a grid's y and z limit).
+inline int64_t splits_to_fill(int64_t blocks, int64_t values, int64_t threads, int64_t per_thread,
+                              const Context& ctx) {
+  const int64_t wanted = (int64_t{4} * ctx.properties.multiProcessorCount + blocks - 1) / blocks;
+  const int64_t most = std::max<int64_t>(1, values / (threads * per_thread));
+  return std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 65535));
+}
+
+// Elements a thread of an elementwise kernel loads before it computes and stores any of them: one load in
+// flight per thread leaves the memory idle most of the time. (Loading first also keeps an in-place op,
+// whose output is an input at the same index, right.)
+constexpr int kUnroll = 4;
+
+// The grid for for_each_unrolled over n elements.
+inline unsigned unrolled_grid_for(int64_t n, const Context& ctx) { return grid_for(n, ctx, kThreads * kUnroll); }
+
+// A grid-stride loop over [0, n) in which each thread loads kUnroll elements, `stride` apart, before it
+// stores any: e.load(i) reads element i's inputs, e.store(i, value) computes and writes its output.
+// Index is int64_t, or uint32_t where n < 2^31 (then i + kUnroll stride stays below 2^32: stride is at most
+// grid_for's cap of 32 blocks of kThreads per SM).
+template <class Index, class Element>
+__device__ __forceinline__ void for_each_unrolled(Index n, const Element& e) {
+  const Index stride = static_cast<Index>(gridDim.x) * blockDim.x;
+  Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; i + (kUnroll - 1) * stride < n; i += kUnroll * stride) {
+    decltype(e.load(i)) values[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) values[u] = e.load(i + u * stride);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) e.store(i + u * stride, values[u]);
+  }
+  for (; i < n; i += stride) e.store(i, e.load(i));
+}
+
 // The offset of element `linear` of a (coalesced) strided operand; one dim, the common case after
 // coalescing, needs no division.
 __device__ __forceinline__ int64_t offset_of(const StridedIndex& index, int64_t linear) {
