@@ -104,6 +104,14 @@ const std::vector<OpCase>& op_cases() {
        [](In x) { return conv2d(x[0].contiguous(kChannelsLast), x[1], Tensor(), padded(1, 1, 1)); }},
       {"conv2d_depthwise_channels_last", {{2, 4, 6, 6}, {4, 1, 3, 3}},
        [](In x) { return conv2d(x[0].contiguous(kChannelsLast), x[1], Tensor(), padded(1, 2, 4)); }},
+      // CUDA runs these outside cuDNN: a 5x5 depthwise one in effnet's kernels, 1x1 ones with channels
+      // innermost as cuBLAS GEMMs (tensor/cuda/conv.cpp).
+      {"conv2d_depthwise5x5_channels_last", {{2, 4, 6, 7}, {4, 1, 5, 5}},
+       [](In x) { return conv2d(x[0].contiguous(kChannelsLast), x[1], Tensor(), padded(2, 1, 4)); }},
+      {"conv2d_1x1_channels_last", {{2, 3, 4, 5}, {4, 3, 1, 1}},
+       [](In x) { return conv2d(x[0].contiguous(kChannelsLast), x[1], Tensor(), padded(0, 1, 1)); }},
+      {"conv2d_1x1_one_pixel", {{3, 5, 1, 1}, {4, 5, 1, 1}},
+       [](In x) { return conv2d(x[0], x[1], Tensor(), padded(0, 1, 1)); }},
       {"batch_norm_channels_last", {{2, 3, 4, 5}, {3}, {3}}, [](In x) {
          const TensorOptions stats(x[0].dtype(), x[0].device());
          return batch_norm(x[0].contiguous(kChannelsLast), x[1], x[2], zeros({3}, stats), ones({3}, stats), true,
